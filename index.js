@@ -1,0 +1,268 @@
+'use strict'
+
+// The public API: ApiCallRecorder(handler, options) wraps a Lambda handler; Recorder is the same
+// machinery for scripts and tools. The receiving, parsing and delivery run in the native addon
+// (./binding.js), off the JS thread; this module decides when to start, attribute and flush.
+
+const ENV_ACTIVATED = 'API_CALL_RECORDER_IS_ACTIVATED'
+const LOG_PREFIX = '[aws-api-call-recorder]'
+/** Time kept back from the Lambda deadline so the function can still return after flushing. */
+const FLUSH_SAFETY_MARGIN_MS = 300
+
+let binding
+let bindingError
+
+function loadBinding() {
+  if (!binding && !bindingError) {
+    try {
+      binding = require('./binding.js')
+    } catch (error) {
+      bindingError = error
+    }
+  }
+  if (bindingError) {
+    const error = new Error(`cannot load the native recorder: ${bindingError.message}`)
+    error.code = 'ERR_RECORDER_NATIVE_LOAD'
+    error.cause = bindingError
+    throw error
+  }
+  return binding
+}
+
+/** Options read by this module; everything else goes to the native recorder. */
+const JS_ONLY_OPTIONS = new Set(['enabled', 'logger'])
+
+function nativeOptions(options) {
+  const result = {}
+  for (const [key, value] of Object.entries(options)) {
+    if (!JS_ONLY_OPTIONS.has(key) && value !== undefined && value !== null) result[key] = value
+  }
+  return result
+}
+
+function isActivated(options) {
+  if (options.enabled !== undefined && options.enabled !== null) return Boolean(options.enabled)
+  const flag = process.env[ENV_ACTIVATED]
+  if (flag !== undefined && flag !== '') return /^(true|1|yes|on)$/i.test(flag.trim())
+  return process.env.NODE_ENV === 'development'
+}
+
+function warn(logger, message) {
+  try {
+    logger.warn(`${LOG_PREFIX} ${message}`)
+  } catch {
+    // A broken logger must not break the handler either.
+  }
+}
+
+/** Records the AWS API calls of this process that SDKs report through Client-Side Monitoring. */
+class Recorder {
+  #native
+  #logger
+
+  constructor(options = {}) {
+    const { NativeRecorder } = loadBinding()
+    this.#native = new NativeRecorder(nativeOptions(options))
+    this.#logger = options.logger ?? console
+  }
+
+  /** Binds the UDP port and starts receiving. Returns the bound `host:port`. */
+  start() {
+    const address = this.#native.start()
+    for (const message of this.#native.warnings) warn(this.#logger, message)
+    return address
+  }
+
+  /** Takes in what is queued and closes the socket. Buffered records stay for `flush()`. */
+  stop() {
+    return this.#native.stop()
+  }
+
+  /** Waits `drainMs` for late datagrams, then delivers the buffer to the sink. */
+  flush({ drainMs, timeoutMs } = {}) {
+    return this.#native.flush(drainMs, timeoutMs)
+  }
+
+  /** Counters since the recorder was created. */
+  stats() {
+    return this.#native.stats()
+  }
+
+  /** The records buffered and not yet flushed, oldest first. */
+  records() {
+    return JSON.parse(this.#native.recordsJson())
+  }
+
+  /** Removes the buffered records and returns them, oldest first. */
+  takeRecords() {
+    return JSON.parse(this.#native.takeRecordsJson())
+  }
+
+  /** Takes in one CSM event (a JSON string) produced in this process, as if it had been received. */
+  ingest(eventJson) {
+    this.#native.ingest(eventJson)
+  }
+
+  /** Attributes records received from now on to this invocation. Returns an id for `finishInvocation`. */
+  beginInvocation(info = {}) {
+    return this.#native.beginInvocation(info)
+  }
+
+  /** Drains, ends the invocation and flushes. */
+  finishInvocation(id, { drainMs, timeoutMs } = {}) {
+    return this.#native.finishInvocation(id, drainMs, timeoutMs)
+  }
+
+  /** The bound `host:port`, or null when not running. */
+  get address() {
+    return this.#native.address
+  }
+
+  /** The address `start()` binds. */
+  get bindAddress() {
+    return this.#native.bindAddress
+  }
+
+  /** `firehose`, `file`, `stdout` or `none`. */
+  get sink() {
+    return this.#native.sink
+  }
+}
+
+// One receiver per address and process: a second wrapper on the same port shares the first's
+// recorder instead of failing to bind.
+const running = new Map()
+
+function acquireRecorder(options, logger) {
+  let recorder
+  try {
+    recorder = new Recorder({ ...options, logger })
+    const key = recorder.bindAddress
+    const shared = running.get(key)
+    if (shared && !key.endsWith(':0')) return shared
+    recorder.start()
+    running.set(key, recorder)
+    return recorder
+  } catch (error) {
+    const code = error && error.code ? ` (${error.code})` : ''
+    warn(logger, `not recording: ${error && error.message}${code}. The handler runs unchanged.`)
+    return null
+  }
+}
+
+function invocationInfo(context, coldStart) {
+  const info = { coldStart }
+  const name = context?.functionName ?? process.env.AWS_LAMBDA_FUNCTION_NAME
+  const version = context?.functionVersion ?? process.env.AWS_LAMBDA_FUNCTION_VERSION
+  if (typeof name === 'string') info.functionName = name
+  if (typeof version === 'string') info.functionVersion = version
+  if (typeof context?.awsRequestId === 'string') info.awsRequestId = context.awsRequestId
+  return info
+}
+
+/** Calls an async or a callback-style `(event, context, callback)` handler; settles with its outcome. */
+function invoke(handler, event, context) {
+  if (handler.length < 3) return handler(event, context)
+  return new Promise((resolve, reject) => {
+    let settled = false
+    const settle = (fn, value) => {
+      if (!settled) {
+        settled = true
+        fn(value)
+      }
+    }
+    const callback = (error, result) => {
+      if (error !== null && error !== undefined) settle(reject, error)
+      else settle(resolve, result)
+    }
+    try {
+      const returned = handler(event, context, callback)
+      if (returned && typeof returned.then === 'function') {
+        returned.then((value) => settle(resolve, value), (error) => settle(reject, error))
+      }
+    } catch (error) {
+      settle(reject, error)
+    }
+  })
+}
+
+function flushTimeout(context) {
+  if (typeof context?.getRemainingTimeInMillis !== 'function') return undefined
+  try {
+    const remaining = Number(context.getRemainingTimeInMillis())
+    if (!Number.isFinite(remaining)) return undefined
+    return Math.max(0, Math.floor(remaining - FLUSH_SAFETY_MARGIN_MS))
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Wraps a Lambda handler so the AWS API calls it makes are recorded. Returns an async handler that
+ * resolves or rejects exactly as `handler` does; recording problems are logged, never thrown.
+ */
+function ApiCallRecorder(handler, options = {}) {
+  if (typeof handler !== 'function') {
+    throw new TypeError('ApiCallRecorder(handler, options): handler must be a function')
+  }
+  options = options ?? {}
+  const logger = options.logger ?? console
+  if (!isActivated(options)) return handler
+  // Bound now, at module load, so calls made during init are recorded too.
+  const recorder = acquireRecorder(options, logger)
+  if (!recorder) return handler
+  let coldStart = true
+  let reported = { skipped: 0, dropped: 0 }
+
+  // Bad traffic and a full buffer never fail the handler, but they are not silent either.
+  function reportLosses() {
+    const stats = recorder.stats()
+    const skipped = stats.malformed + stats.oversized
+    if (skipped > reported.skipped) {
+      warn(logger, `${skipped - reported.skipped} datagrams were not CSM events and were skipped ` +
+        `(${stats.malformed} malformed, ${stats.oversized} over 8 KiB in total)`)
+    }
+    if (stats.dropped > reported.dropped) {
+      warn(logger, `${stats.dropped - reported.dropped} calls were dropped because the buffer was full`)
+    }
+    reported = { skipped, dropped: stats.dropped }
+  }
+
+  return async function apiCallRecorderHandler(event, context) {
+    let invocation
+    try {
+      invocation = recorder.beginInvocation(invocationInfo(context, coldStart))
+    } catch (error) {
+      warn(logger, `cannot attribute calls to this invocation: ${error.message}`)
+    }
+    coldStart = false
+    let result
+    let threw = false
+    let thrown
+    try {
+      result = await invoke(handler, event, context)
+    } catch (error) {
+      threw = true
+      thrown = error
+    }
+    if (invocation !== undefined) {
+      try {
+        const timeoutMs = flushTimeout(context)
+        const report = await recorder.finishInvocation(invocation, { timeoutMs })
+        if (report.failed > 0 || report.error) {
+          warn(logger, `${report.failed} of ${report.records} recorded calls were not delivered: ${report.error}`)
+        }
+        reportLosses()
+      } catch (error) {
+        warn(logger, `flush failed: ${error && error.message}`)
+      }
+    }
+    if (threw) throw thrown
+    return result
+  }
+}
+
+module.exports = ApiCallRecorder
+module.exports.ApiCallRecorder = ApiCallRecorder
+module.exports.Recorder = Recorder
+module.exports.default = ApiCallRecorder

@@ -1,0 +1,173 @@
+//! The Node.js binding: a thin napi layer over [`crate::Recorder`]. No domain logic lives here.
+
+mod error;
+mod options;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use self::error::{ErrorCode, to_napi};
+use self::options::{FlushReport, InvocationInfo, RecorderOptions, RecorderStats};
+use crate::config::RecorderConfig;
+use crate::recorder::{FlushOptions, Recorder};
+
+/// The native recorder. The hand-written `Recorder` and `ApiCallRecorder` in index.js wrap it.
+#[napi(js_name = "NativeRecorder")]
+pub struct NativeRecorder {
+    inner: Arc<Recorder>,
+}
+
+#[napi]
+impl NativeRecorder {
+    /// Resolves options against the environment. Throws `ERR_RECORDER_CONFIG` for unusable values.
+    #[napi(constructor)]
+    pub fn new(options: Option<RecorderOptions>) -> Result<Self, ErrorCode> {
+        let config = RecorderConfig::from_options(options.unwrap_or_default().into())
+            .map_err(|e| to_napi(e.into()))?;
+        let inner = Recorder::new(config).map_err(to_napi)?;
+        Ok(NativeRecorder {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Binds the UDP port and starts receiving; returns the bound `host:port`.
+    /// Throws `ERR_RECORDER_PORT_IN_USE` or `ERR_RECORDER_BIND`.
+    #[napi]
+    pub fn start(&self) -> Result<String, ErrorCode> {
+        self.inner
+            .start()
+            .map(|addr| addr.to_string())
+            .map_err(to_napi)
+    }
+
+    /// Takes in what is queued, then closes the socket.
+    #[napi]
+    pub async fn stop(&self) -> Result<()> {
+        let inner = self.inner.clone();
+        let runtime = inner.runtime().clone();
+        runtime
+            .spawn(async move { inner.stop().await })
+            .await
+            .map_err(join_error)
+    }
+
+    /// Takes in one CSM event produced in this process (the v3 SDK plugin), exactly as if it had
+    /// arrived as a datagram: parsed, sanitized, counted and buffered.
+    #[napi]
+    pub fn ingest(&self, event_json: String) {
+        self.inner.ingest(event_json.as_bytes());
+    }
+
+    /// Attributes records received from now on to this invocation; returns its id.
+    #[napi]
+    pub fn begin_invocation(&self, info: Option<InvocationInfo>) -> u32 {
+        // Ids count up from 1 per recorder; u32 is plenty for one process.
+        self.inner.begin_invocation(info.unwrap_or_default().into()) as u32
+    }
+
+    /// Drains `drainMs`, ends the invocation and delivers the buffer, within `timeoutMs`.
+    #[napi]
+    pub async fn finish_invocation(
+        &self,
+        id: u32,
+        drain_ms: Option<u32>,
+        timeout_ms: Option<u32>,
+    ) -> Result<FlushReport> {
+        let options = self.flush_options(drain_ms, timeout_ms);
+        let inner = self.inner.clone();
+        let runtime = inner.runtime().clone();
+        let report = runtime
+            .spawn(async move { inner.finish_invocation(u64::from(id), options).await })
+            .await
+            .map_err(join_error)?;
+        Ok(report.into())
+    }
+
+    /// Drains `drainMs`, then delivers the buffer, within `timeoutMs`.
+    #[napi]
+    pub async fn flush(
+        &self,
+        drain_ms: Option<u32>,
+        timeout_ms: Option<u32>,
+    ) -> Result<FlushReport> {
+        let options = self.flush_options(drain_ms, timeout_ms);
+        let inner = self.inner.clone();
+        let runtime = inner.runtime().clone();
+        let report = runtime
+            .spawn(async move { inner.flush(options).await })
+            .await
+            .map_err(join_error)?;
+        Ok(report.into())
+    }
+
+    #[napi]
+    pub fn stats(&self) -> RecorderStats {
+        self.inner.stats().into()
+    }
+
+    /// Buffered records as a JSON array (parsed on the JS side in one call).
+    #[napi]
+    pub fn records_json(&self) -> String {
+        join_json(self.inner.records_json())
+    }
+
+    /// Removes the buffered records and returns them as a JSON array.
+    #[napi]
+    pub fn take_records_json(&self) -> String {
+        join_json(self.inner.take_records_json())
+    }
+
+    /// The `host:port` the recorder binds (port 0: any free port), known before `start()`.
+    #[napi(getter)]
+    pub fn bind_address(&self) -> String {
+        self.inner.config().bind_addr.to_string()
+    }
+
+    /// The bound `host:port` while running.
+    #[napi(getter)]
+    pub fn address(&self) -> Option<String> {
+        self.inner.local_addr().map(|a| a.to_string())
+    }
+
+    /// The sink records are delivered to: `firehose`, `file`, `stdout` or `none`.
+    #[napi(getter)]
+    pub fn sink(&self) -> String {
+        self.inner.config().sink.kind().to_owned()
+    }
+
+    /// The configured drain, in milliseconds.
+    #[napi(getter)]
+    pub fn drain_ms(&self) -> u32 {
+        self.inner.config().drain.as_millis() as u32
+    }
+
+    /// Configuration warnings (the recorder works, but the caller should know).
+    #[napi(getter)]
+    pub fn warnings(&self) -> Vec<String> {
+        self.inner.config().warnings.clone()
+    }
+}
+
+impl NativeRecorder {
+    fn flush_options(&self, drain_ms: Option<u32>, timeout_ms: Option<u32>) -> FlushOptions {
+        let config = self.inner.config();
+        let drain = drain_ms.map_or(config.drain, |ms| Duration::from_millis(ms.into()));
+        let timeout =
+            timeout_ms.map_or(config.flush_timeout, |ms| Duration::from_millis(ms.into()));
+        FlushOptions {
+            drain,
+            deadline: Instant::now() + drain + timeout,
+        }
+    }
+}
+
+fn join_json(records: Vec<String>) -> String {
+    format!("[{}]", records.join(","))
+}
+
+fn join_error(error: tokio::task::JoinError) -> napi::Error {
+    napi::Error::from_reason(format!("recorder task failed: {error}"))
+}

@@ -1,0 +1,129 @@
+//! A bounded in-memory buffer of records waiting to be flushed.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use crate::record::Record;
+
+/// Default cap on buffered records.
+pub const DEFAULT_MAX_RECORDS: usize = 100_000;
+/// Default cap on buffered bytes.
+pub const DEFAULT_MAX_BYTES: usize = 64 * 1024 * 1024;
+
+/// Why a record was not buffered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("buffer full ({records} records, {bytes} bytes)")]
+pub struct BufferFull {
+    pub records: usize,
+    pub bytes: usize,
+}
+
+/// FIFO of records bounded by count and by bytes. When full, new records are refused (and counted by
+/// the caller), so what is already buffered is never evicted.
+#[derive(Debug)]
+pub struct RecordBuffer {
+    max_records: usize,
+    max_bytes: usize,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    records: VecDeque<Record>,
+    bytes: usize,
+}
+
+impl RecordBuffer {
+    pub fn new(max_records: usize, max_bytes: usize) -> Self {
+        RecordBuffer {
+            max_records,
+            max_bytes,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    pub fn push(&self, record: Record) -> Result<(), BufferFull> {
+        let mut inner = self.lock();
+        let size = record.size();
+        if inner.records.len() >= self.max_records || inner.bytes + size > self.max_bytes {
+            return Err(BufferFull {
+                records: inner.records.len(),
+                bytes: inner.bytes,
+            });
+        }
+        inner.bytes += size;
+        inner.records.push_back(record);
+        Ok(())
+    }
+
+    /// Removes and returns everything buffered, oldest first.
+    pub fn take_all(&self) -> Vec<Record> {
+        let mut inner = self.lock();
+        inner.bytes = 0;
+        std::mem::take(&mut inner.records).into()
+    }
+
+    /// Copies of the buffered records as JSON objects, oldest first.
+    pub fn snapshot_json(&self) -> Vec<String> {
+        self.lock().records.iter().map(Record::to_json).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::lambda::{InvocationInfo, Phase, RecordContext};
+
+    fn record(n: usize) -> Record {
+        let context = Arc::new(RecordContext::new(Phase::Init, InvocationInfo::default()));
+        Record::new(
+            format!("{{\"Type\":\"ApiCall\",\"Latency\":{n}}}"),
+            context,
+            0,
+        )
+    }
+
+    #[test]
+    fn refuses_past_record_cap_and_keeps_order() {
+        let buffer = RecordBuffer::new(2, usize::MAX);
+        buffer.push(record(1)).unwrap();
+        buffer.push(record(2)).unwrap();
+        assert!(buffer.push(record(3)).is_err());
+        let taken = buffer.take_all();
+        assert_eq!(taken.len(), 2);
+        assert!(taken[0].event_json().contains(":1}"));
+        assert!(buffer.is_empty());
+        buffer.push(record(4)).unwrap();
+    }
+
+    #[test]
+    fn refuses_past_byte_cap() {
+        let one = record(1).size();
+        let buffer = RecordBuffer::new(usize::MAX, one * 2);
+        buffer.push(record(1)).unwrap();
+        buffer.push(record(2)).unwrap();
+        assert_eq!(
+            buffer.push(record(3)),
+            Err(BufferFull {
+                records: 2,
+                bytes: one * 2
+            })
+        );
+    }
+}

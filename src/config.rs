@@ -1,0 +1,385 @@
+//! Recorder configuration: explicit options, then environment variables, then defaults.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::buffer::{DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS};
+use crate::format::OutputFormat;
+use crate::lambda::InvocationInfo;
+
+/// Environment variable names, as the SDKs and aws-lambda-api-call-recorder spell them.
+pub mod env {
+    pub const CSM_HOST: &str = "AWS_CSM_HOST";
+    pub const CSM_PORT: &str = "AWS_CSM_PORT";
+    pub const FILE: &str = "API_CALL_RECORDER_FILE";
+    pub const FORMAT: &str = "API_CALL_RECORDER_FORMAT";
+    pub const SINK: &str = "API_CALL_RECORDER_SINK";
+    pub const DELIVERY_STREAM_NAME: &str = "API_CALL_RECORDER_DELIVERY_STREAM_NAME";
+    pub const DROP_ACCESS_KEY: &str = "API_CALL_RECORDER_DROP_ACCESS_KEY";
+    pub const MAX_BUFFERED_RECORDS: &str = "API_CALL_RECORDER_MAX_BUFFERED_RECORDS";
+    pub const MAX_BUFFERED_BYTES: &str = "API_CALL_RECORDER_MAX_BUFFERED_BYTES";
+    pub const DRAIN_MS: &str = "API_CALL_RECORDER_DRAIN_MS";
+    pub const FLUSH_TIMEOUT_MS: &str = "API_CALL_RECORDER_FLUSH_TIMEOUT_MS";
+    pub const LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
+    pub const LAMBDA_FUNCTION_VERSION: &str = "AWS_LAMBDA_FUNCTION_VERSION";
+}
+
+/// The CSM default port (all SDKs).
+pub const DEFAULT_PORT: u16 = 31000;
+/// The CSM default host (all SDKs).
+pub const DEFAULT_HOST: &str = "127.0.0.1";
+/// How long to keep receiving after the handler returns.
+pub const DEFAULT_DRAIN: Duration = Duration::from_millis(25);
+/// Upper bound on one flush when the Lambda context gives no remaining time.
+pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Options as a caller gives them; `None` falls back to the environment, then to the default.
+#[derive(Debug, Clone, Default)]
+pub struct RecorderOptions {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub sink: Option<String>,
+    pub file: Option<String>,
+    pub format: Option<String>,
+    pub delivery_stream_name: Option<String>,
+    pub drop_access_key: Option<bool>,
+    pub max_buffered_records: Option<u32>,
+    pub max_buffered_bytes: Option<u32>,
+    pub drain_ms: Option<u32>,
+    pub flush_timeout_ms: Option<u32>,
+}
+
+/// Where records go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkConfig {
+    /// Kept in the buffer until taken by the caller.
+    None,
+    Stdout(OutputFormat),
+    File(PathBuf, OutputFormat),
+    Firehose {
+        delivery_stream_name: String,
+    },
+}
+
+impl SinkConfig {
+    /// The sink's kind: `none`, `stdout`, `file` or `firehose`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SinkConfig::None => "none",
+            SinkConfig::Stdout(_) => "stdout",
+            SinkConfig::File(..) => "file",
+            SinkConfig::Firehose { .. } => "firehose",
+        }
+    }
+}
+
+/// A fully resolved configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecorderConfig {
+    pub bind_addr: SocketAddr,
+    pub sink: SinkConfig,
+    pub keep_access_key: bool,
+    pub max_buffered_records: usize,
+    pub max_buffered_bytes: usize,
+    pub drain: Duration,
+    pub flush_timeout: Duration,
+    /// The function as known before any invocation (Lambda sets these variables at init).
+    pub init_info: InvocationInfo,
+    /// Things the caller should be told about the configuration (it still works).
+    pub warnings: Vec<String>,
+}
+
+/// An option or environment variable with a value the recorder cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {name} {value:?}: {reason}")]
+pub struct ConfigError {
+    pub name: String,
+    pub value: String,
+    pub reason: String,
+}
+
+fn invalid(name: &str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        name: name.to_owned(),
+        value: value.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+impl RecorderConfig {
+    /// Resolves from the process environment.
+    pub fn from_options(options: RecorderOptions) -> Result<Self, ConfigError> {
+        Self::resolve(options, |name| {
+            std::env::var(name).ok().filter(|v| !v.is_empty())
+        })
+    }
+
+    /// Resolves with `env` as the environment (so tests need not touch the process's).
+    pub fn resolve(
+        options: RecorderOptions,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut warnings = Vec::new();
+        let host = options
+            .host
+            .or_else(|| env(env::CSM_HOST))
+            .unwrap_or_else(|| DEFAULT_HOST.into());
+        let port = match options.port {
+            Some(port) => port,
+            // aws-sdk v2 treats 0 or empty as the default port; so do we.
+            None => match env(env::CSM_PORT) {
+                Some(raw) => match raw.trim().parse::<u16>() {
+                    Ok(0) => DEFAULT_PORT,
+                    Ok(port) => port,
+                    Err(_) => {
+                        return Err(invalid(
+                            env::CSM_PORT,
+                            &raw,
+                            "expected a port number 0-65535",
+                        ));
+                    }
+                },
+                None => DEFAULT_PORT,
+            },
+        };
+        let bind_addr = resolve_host(&host, port)?;
+        if !bind_addr.ip().is_loopback() {
+            warnings.push(format!(
+                "listening for CSM datagrams on {bind_addr}, which is not a loopback address: other hosts can send records"
+            ));
+        }
+
+        let format = match options.format.or_else(|| env(env::FORMAT)) {
+            Some(raw) => Some(
+                raw.parse::<OutputFormat>()
+                    .map_err(|reason| invalid("format", &raw, reason))?,
+            ),
+            None => None,
+        };
+        let file = options.file.or_else(|| env(env::FILE)).map(PathBuf::from);
+        let stream = options
+            .delivery_stream_name
+            .or_else(|| env(env::DELIVERY_STREAM_NAME));
+        let sink = match options
+            .sink
+            .or_else(|| env(env::SINK))
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+        {
+            None => match (stream, file) {
+                (Some(delivery_stream_name), _) => SinkConfig::Firehose {
+                    delivery_stream_name,
+                },
+                (None, Some(path)) => file_sink(path, format),
+                (None, None) => SinkConfig::Stdout(format.unwrap_or_default()),
+            },
+            Some(kind) => match kind.as_str() {
+                "firehose" => SinkConfig::Firehose {
+                    delivery_stream_name: stream.ok_or_else(|| {
+                        invalid(
+                            "sink",
+                            "firehose",
+                            format!("needs deliveryStreamName or {}", env::DELIVERY_STREAM_NAME),
+                        )
+                    })?,
+                },
+                "file" => file_sink(
+                    file.ok_or_else(|| {
+                        invalid("sink", "file", format!("needs file or {}", env::FILE))
+                    })?,
+                    format,
+                ),
+                "stdout" => SinkConfig::Stdout(format.unwrap_or_default()),
+                "none" => SinkConfig::None,
+                _ => {
+                    return Err(invalid(
+                        "sink",
+                        &kind,
+                        "expected firehose, file, stdout or none",
+                    ));
+                }
+            },
+        };
+
+        let drop_access_key = match options.drop_access_key {
+            Some(drop) => drop,
+            None => env(env::DROP_ACCESS_KEY)
+                .map(|v| parse_bool(env::DROP_ACCESS_KEY, &v))
+                .transpose()?
+                .unwrap_or(false),
+        };
+        let number =
+            |option: Option<u32>, name: &str, default: usize| -> Result<usize, ConfigError> {
+                match option {
+                    Some(n) => Ok(n as usize),
+                    None => match env(name) {
+                        Some(raw) => raw
+                            .trim()
+                            .parse::<usize>()
+                            .map_err(|_| invalid(name, &raw, "expected a whole number")),
+                        None => Ok(default),
+                    },
+                }
+            };
+        let max_buffered_records = number(
+            options.max_buffered_records,
+            env::MAX_BUFFERED_RECORDS,
+            DEFAULT_MAX_RECORDS,
+        )?;
+        let max_buffered_bytes = number(
+            options.max_buffered_bytes,
+            env::MAX_BUFFERED_BYTES,
+            DEFAULT_MAX_BYTES,
+        )?;
+        let drain_ms = number(
+            options.drain_ms,
+            env::DRAIN_MS,
+            DEFAULT_DRAIN.as_millis() as usize,
+        )?;
+        let flush_timeout_ms = number(
+            options.flush_timeout_ms,
+            env::FLUSH_TIMEOUT_MS,
+            DEFAULT_FLUSH_TIMEOUT.as_millis() as usize,
+        )?;
+
+        Ok(RecorderConfig {
+            bind_addr,
+            sink,
+            keep_access_key: !drop_access_key,
+            max_buffered_records,
+            max_buffered_bytes,
+            drain: Duration::from_millis(drain_ms as u64),
+            flush_timeout: Duration::from_millis(flush_timeout_ms as u64),
+            init_info: InvocationInfo {
+                function_name: env(env::LAMBDA_FUNCTION_NAME),
+                function_version: env(env::LAMBDA_FUNCTION_VERSION),
+                aws_request_id: None,
+                cold_start: None,
+            },
+            warnings,
+        })
+    }
+}
+
+fn file_sink(path: PathBuf, format: Option<OutputFormat>) -> SinkConfig {
+    let format = format.unwrap_or_else(|| OutputFormat::for_path(&path));
+    SinkConfig::File(path, format)
+}
+
+fn parse_bool(name: &str, raw: &str) -> Result<bool, ConfigError> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(invalid(name, raw, "expected true or false")),
+    }
+}
+
+/// IPv4 first, as the SDKs send over IPv4 only.
+fn resolve_host(host: &str, port: u16) -> Result<SocketAddr, ConfigError> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    if host.eq_ignore_ascii_case("localhost") {
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    }
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|error| invalid("host", host, error.to_string()))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+        .ok_or_else(|| invalid("host", host, "resolves to no address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let config = RecorderConfig::resolve(RecorderOptions::default(), env_of(&[])).unwrap();
+        assert_eq!(config.bind_addr, "127.0.0.1:31000".parse().unwrap());
+        assert_eq!(config.sink, SinkConfig::Stdout(OutputFormat::Jsonl));
+        assert!(config.keep_access_key);
+        assert_eq!(config.drain, DEFAULT_DRAIN);
+        assert!(config.warnings.is_empty());
+    }
+
+    #[test]
+    fn option_beats_env_beats_default() {
+        let env = env_of(&[
+            (env::CSM_PORT, "31555"),
+            (env::FILE, "/tmp/x.csv"),
+            (env::DRAIN_MS, "7"),
+        ]);
+        let config = RecorderConfig::resolve(RecorderOptions::default(), &env).unwrap();
+        assert_eq!(config.bind_addr.port(), 31555);
+        assert_eq!(
+            config.sink,
+            SinkConfig::File("/tmp/x.csv".into(), OutputFormat::Csv)
+        );
+        assert_eq!(config.drain, Duration::from_millis(7));
+        let options = RecorderOptions {
+            port: Some(4000),
+            file: Some("out.jsonl".into()),
+            ..Default::default()
+        };
+        let config = RecorderConfig::resolve(options, &env).unwrap();
+        assert_eq!(config.bind_addr.port(), 4000);
+        assert_eq!(
+            config.sink,
+            SinkConfig::File("out.jsonl".into(), OutputFormat::Jsonl)
+        );
+    }
+
+    #[test]
+    fn delivery_stream_wins_over_file() {
+        let env = env_of(&[(env::DELIVERY_STREAM_NAME, "calls"), (env::FILE, "/tmp/x")]);
+        let config = RecorderConfig::resolve(RecorderOptions::default(), env).unwrap();
+        assert_eq!(
+            config.sink,
+            SinkConfig::Firehose {
+                delivery_stream_name: "calls".into()
+            }
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let error = RecorderConfig::resolve(
+            RecorderOptions::default(),
+            env_of(&[(env::CSM_PORT, "abc")]),
+        )
+        .unwrap_err();
+        assert_eq!(error.name, "AWS_CSM_PORT");
+        assert!(error.to_string().contains("abc"));
+        let options = RecorderOptions {
+            sink: Some("kafka".into()),
+            ..Default::default()
+        };
+        assert!(RecorderConfig::resolve(options, env_of(&[])).is_err());
+    }
+
+    #[test]
+    fn non_loopback_host_warns() {
+        let options = RecorderOptions {
+            host: Some("0.0.0.0".into()),
+            ..Default::default()
+        };
+        let config = RecorderConfig::resolve(options, env_of(&[])).unwrap();
+        assert_eq!(config.warnings.len(), 1);
+    }
+}

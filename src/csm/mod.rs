@@ -1,0 +1,11 @@
+//! The AWS Client-Side Monitoring (CSM) message model and its parser.
+//!
+//! SDKs send one compact JSON object per UDP datagram: an `ApiCallAttempt` per HTTP attempt and an
+//! `ApiCall` per finished call. Key order differs between SDKs, strings may be `\u`-escaped or raw
+//! UTF-8, and every attempt carries the caller's `SessionToken`, which the parser discards.
+
+mod event;
+mod parse;
+
+pub use event::{CsmEvent, EventType, FIELDS, FieldKind};
+pub use parse::{MAX_EVENT_BYTES, ParseError, parse_datagram};

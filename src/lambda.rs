@@ -1,0 +1,175 @@
+//! The Lambda context a record is attributed to: which function, which invocation, which phase.
+
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+/// When, in the life of a Lambda execution environment, a call was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Before the first invocation began: module load, global initialisation.
+    Init,
+    /// While an invocation was running (or draining).
+    Invoke,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Init => "init",
+            Phase::Invoke => "invoke",
+        }
+    }
+}
+
+/// What the wrapper knows about one invocation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InvocationInfo {
+    pub function_name: Option<String>,
+    pub function_version: Option<String>,
+    pub aws_request_id: Option<String>,
+    pub cold_start: Option<bool>,
+}
+
+/// The context attached to every record received under it. Shared by all of those records.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RecordContext {
+    pub phase: Phase,
+    pub info: InvocationInfo,
+    /// The context's fields as a JSON object body (`"functionName":"f",...`), written once.
+    json_fields: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ContextFields<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    function_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    function_version: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aws_request_id: Option<&'a str>,
+    phase: Phase,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cold_start: Option<bool>,
+}
+
+impl RecordContext {
+    pub fn new(phase: Phase, info: InvocationInfo) -> Self {
+        let fields = ContextFields {
+            function_name: info.function_name.as_deref(),
+            function_version: info.function_version.as_deref(),
+            aws_request_id: info.aws_request_id.as_deref(),
+            phase,
+            cold_start: info.cold_start,
+        };
+        let object = serde_json::to_string(&fields).expect("context fields always serialize");
+        let json_fields = object[1..object.len() - 1].to_owned();
+        RecordContext {
+            phase,
+            info,
+            json_fields,
+        }
+    }
+
+    /// `"functionName":"f","phase":"invoke",...` without braces; never empty (phase is always there).
+    pub fn json_fields(&self) -> &str {
+        &self.json_fields
+    }
+}
+
+/// Tracks the invocations in flight and hands out the context new records are attributed to.
+///
+/// Attribution rule: a record belongs to the invocation that began most recently among those still
+/// running when the record was received. Before the first invocation it is `init`; between invocations
+/// it stays with the last one that began. In Lambda an environment runs one invocation at a time, so
+/// the rule is exact there; with concurrent invocations in one process it is a best effort.
+#[derive(Debug)]
+pub struct ContextTracker {
+    state: Mutex<TrackerState>,
+}
+
+#[derive(Debug)]
+struct TrackerState {
+    current: Arc<RecordContext>,
+    active: Vec<(u64, Arc<RecordContext>)>,
+    next_id: u64,
+}
+
+impl ContextTracker {
+    /// `init_info` describes the function before any invocation (from the Lambda environment variables).
+    pub fn new(init_info: InvocationInfo) -> Self {
+        ContextTracker {
+            state: Mutex::new(TrackerState {
+                current: Arc::new(RecordContext::new(Phase::Init, init_info)),
+                active: Vec::new(),
+                next_id: 1,
+            }),
+        }
+    }
+
+    pub fn current(&self) -> Arc<RecordContext> {
+        self.lock().current.clone()
+    }
+
+    /// Starts attributing new records to this invocation; returns its id for [`Self::end`].
+    pub fn begin(&self, info: InvocationInfo) -> u64 {
+        let mut state = self.lock();
+        let id = state.next_id;
+        state.next_id += 1;
+        let context = Arc::new(RecordContext::new(Phase::Invoke, info));
+        state.active.push((id, context.clone()));
+        state.current = context;
+        id
+    }
+
+    /// Stops attributing to invocation `id`; an unknown id is ignored.
+    pub fn end(&self, id: u64) {
+        let mut state = self.lock();
+        state.active.retain(|(active_id, _)| *active_id != id);
+        if let Some((_, latest)) = state.active.last() {
+            state.current = latest.clone();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, TrackerState> {
+        // The state stays consistent even if a holder panicked: every update is a single assignment.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(id: &str) -> InvocationInfo {
+        InvocationInfo {
+            aws_request_id: Some(id.into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn attributes_to_latest_running_invocation() {
+        let tracker = ContextTracker::new(InvocationInfo {
+            function_name: Some("fn".into()),
+            ..Default::default()
+        });
+        assert_eq!(tracker.current().phase, Phase::Init);
+        assert_eq!(
+            tracker.current().json_fields(),
+            r#""functionName":"fn","phase":"init""#
+        );
+        let a = tracker.begin(info("a"));
+        let b = tracker.begin(info("b"));
+        assert_eq!(tracker.current().info.aws_request_id.as_deref(), Some("b"));
+        tracker.end(b);
+        assert_eq!(tracker.current().info.aws_request_id.as_deref(), Some("a"));
+        tracker.end(a);
+        assert_eq!(tracker.current().info.aws_request_id.as_deref(), Some("a"));
+        assert_eq!(tracker.current().phase, Phase::Invoke);
+    }
+}

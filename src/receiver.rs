@@ -1,0 +1,191 @@
+//! The UDP receiver: reads CSM datagrams off the socket, off the JS thread, into the buffer.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::UdpSocket;
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::buffer::RecordBuffer;
+use crate::csm::{ParseError, parse_datagram};
+use crate::error::RecorderError;
+use crate::lambda::ContextTracker;
+use crate::record::Record;
+use crate::stats::Stats;
+
+/// Receive buffer: any UDP datagram fits, so an oversized one is seen whole and counted, never
+/// truncated into something that might parse.
+const RECV_BUFFER_BYTES: usize = 64 * 1024;
+/// Kernel socket buffer requested, so bursts are not lost while the receiver is descheduled.
+pub const SOCKET_RCVBUF_BYTES: usize = 4 * 1024 * 1024;
+
+/// Turns datagrams into buffered records and counts every outcome.
+#[derive(Debug)]
+pub struct Ingest {
+    pub stats: Arc<Stats>,
+    pub buffer: Arc<RecordBuffer>,
+    pub contexts: Arc<ContextTracker>,
+    pub keep_access_key: bool,
+}
+
+impl Ingest {
+    /// Accepts one datagram received at `now_ms`.
+    pub fn accept(&self, datagram: &[u8], now_ms: u64) {
+        let stats = &self.stats;
+        Stats::add(&stats.received, 1);
+        let event = match parse_datagram(datagram, self.keep_access_key) {
+            Ok(event) => event,
+            Err(ParseError::Oversized { .. }) => return Stats::add(&stats.oversized, 1),
+            Err(_) => return Stats::add(&stats.malformed, 1),
+        };
+        Stats::add(&stats.parsed, 1);
+        let json = serde_json::to_string(&event).expect("a parsed event always serializes");
+        let record = Record::new(json, self.contexts.current(), now_ms);
+        if self.buffer.push(record).is_err() {
+            Stats::add(&stats.dropped, 1);
+        }
+    }
+}
+
+pub fn epoch_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A running receiver. Dropping it without [`Receiver::stop`] still stops the loop and frees the port.
+#[derive(Debug)]
+pub struct Receiver {
+    local_addr: SocketAddr,
+    cancel: CancellationToken,
+    sweeps: mpsc::Sender<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Receiver {
+    /// Binds `addr` (synchronously, so a taken port is reported to the caller at once) and starts
+    /// receiving on `runtime`.
+    pub fn start(
+        addr: SocketAddr,
+        ingest: Arc<Ingest>,
+        runtime: &Handle,
+    ) -> Result<Self, RecorderError> {
+        let bind_error = |source| RecorderError::Bind { addr, source };
+        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
+            .map_err(bind_error)?;
+        // Best effort: the kernel caps it at net.core.rmem_max.
+        let _ = socket.set_recv_buffer_size(SOCKET_RCVBUF_BYTES);
+        socket.set_nonblocking(true).map_err(bind_error)?;
+        socket.bind(&addr.into()).map_err(bind_error)?;
+        let std_socket: std::net::UdpSocket = socket.into();
+        let local_addr = std_socket.local_addr().map_err(bind_error)?;
+        let socket = {
+            let _guard = runtime.enter();
+            UdpSocket::from_std(std_socket).map_err(bind_error)?
+        };
+        let cancel = CancellationToken::new();
+        let (sweeps, sweep_requests) = mpsc::channel(16);
+        let task = runtime.spawn(receive_loop(socket, ingest, cancel.clone(), sweep_requests));
+        Ok(Receiver {
+            local_addr,
+            cancel,
+            sweeps,
+            task: Some(task),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A handle that can ask the running loop to take in what is queued.
+    pub fn sweeper(&self) -> Sweeper {
+        Sweeper(self.sweeps.clone())
+    }
+
+    /// Takes in what is queued, stops the loop and closes the socket.
+    pub async fn stop(mut self) {
+        self.cancel.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Asks a receiver to take in every datagram already queued on its socket.
+#[derive(Debug, Clone)]
+pub struct Sweeper(mpsc::Sender<oneshot::Sender<()>>);
+
+impl Sweeper {
+    /// Returns once every datagram queued before the call has been taken in (or the receiver stopped).
+    pub async fn sweep(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.0.send(done).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+async fn receive_loop(
+    socket: UdpSocket,
+    ingest: Arc<Ingest>,
+    cancel: CancellationToken,
+    mut sweep_requests: mpsc::Receiver<oneshot::Sender<()>>,
+) {
+    let mut buf = vec![0u8; RECV_BUFFER_BYTES];
+    loop {
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => {
+                read_queued(&socket, &mut buf, &ingest);
+                break;
+            }
+            Some(done) = sweep_requests.recv() => {
+                // Everything queued now, even past one wake-up's worth (bounded against a flood).
+                for _ in 0..MAX_SWEEP_WAKES {
+                    if read_queued(&socket, &mut buf, &ingest) < MAX_DATAGRAMS_PER_WAKE {
+                        break;
+                    }
+                }
+                let _ = done.send(());
+            }
+            ready = socket.readable() => {
+                if ready.is_ok() {
+                    read_queued(&socket, &mut buf, &ingest);
+                }
+            }
+        }
+    }
+}
+
+/// Datagrams taken per wake-up before the loop looks at stop and sweep requests again.
+const MAX_DATAGRAMS_PER_WAKE: usize = 4096;
+/// Bound on one sweep, so a flood cannot hold a flush forever (4096 × 64 datagrams).
+const MAX_SWEEP_WAKES: usize = 64;
+
+/// Reads until the socket would block, or `MAX_DATAGRAMS_PER_WAKE` datagrams (the rest stays queued
+/// and readiness stays set, so the loop comes straight back).
+/// Returns how many datagrams were read.
+fn read_queued(socket: &UdpSocket, buf: &mut [u8], ingest: &Ingest) -> usize {
+    let now_ms = epoch_millis();
+    for taken in 0..MAX_DATAGRAMS_PER_WAKE {
+        match socket.try_recv_from(buf) {
+            Ok((len, _peer)) => ingest.accept(&buf[..len], now_ms),
+            // WouldBlock: all taken. Other errors concern no datagram; readiness will report again.
+            Err(_) => return taken,
+        }
+    }
+    MAX_DATAGRAMS_PER_WAKE
+}

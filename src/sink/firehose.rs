@@ -1,0 +1,298 @@
+//! Amazon Data Firehose delivery with `PutRecordBatch`: batches within the service limits, sent
+//! concurrently; only the entries that failed are resent, with exponential backoff and jitter; the
+//! whole delivery ends at the caller's deadline.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_firehose::Client;
+use aws_sdk_firehose::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_firehose::primitives::Blob;
+use aws_sdk_firehose::types::Record as FirehoseRecord;
+use tokio::sync::{OnceCell, Semaphore};
+use tokio::task::JoinSet;
+
+use super::{BoxFuture, Delivery, Sink, SinkError};
+use crate::record::Record;
+
+/// Most records in one `PutRecordBatch` call.
+pub const MAX_BATCH_RECORDS: usize = 500;
+/// Most bytes in one `PutRecordBatch` call. Counted base64-encoded, as the records travel.
+pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Largest record Firehose accepts, before base64 encoding.
+pub const MAX_RECORD_BYTES: usize = 1000 * 1024;
+/// Batches in flight at once for one flush.
+const MAX_CONCURRENT_BATCHES: usize = 4;
+/// First retry delay; doubled each retry, with full jitter.
+const BASE_BACKOFF: Duration = Duration::from_millis(50);
+/// Largest retry delay.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Longest one call may take, within the deadline.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One Firehose client per process, built on first use and reused (connections stay alive).
+static CLIENT: OnceCell<Result<Client, String>> = OnceCell::const_new();
+
+/// Sends records to a Firehose delivery stream, one newline-terminated JSON object per record.
+#[derive(Debug)]
+pub struct FirehoseSink {
+    stream: Arc<str>,
+}
+
+impl FirehoseSink {
+    pub fn new(delivery_stream_name: String) -> Self {
+        FirehoseSink {
+            stream: delivery_stream_name.into(),
+        }
+    }
+
+    async fn deliver_all(&self, records: Vec<Record>, deadline: Instant) -> Delivery {
+        let total = records.len();
+        let client = match client().await {
+            Ok(client) => client,
+            Err(message) => return Delivery::failed(total, self.error(message)),
+        };
+        let (batches, oversized) = batch(records);
+        let mut delivery = Delivery {
+            failed: oversized as u64,
+            ..Default::default()
+        };
+        if oversized > 0 {
+            delivery.error = Some(self.error(format!(
+                "{oversized} records over the {MAX_RECORD_BYTES}-byte Firehose record limit were dropped"
+            )));
+        }
+        let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_BATCHES));
+        let mut tasks = JoinSet::new();
+        for entries in batches {
+            let (client, stream, permits) = (client.clone(), self.stream.clone(), permits.clone());
+            tasks.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                send_batch(&client, &stream, entries, deadline).await
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            // A batch task cannot panic short of a bug in the SDK; count nothing twice either way.
+            let Ok(outcome) = joined else { continue };
+            delivery.delivered += outcome.delivered;
+            delivery.failed += outcome.failed;
+            delivery.retried += outcome.retried;
+            delivery.batches += outcome.calls;
+            if let Some(message) = outcome.error {
+                delivery.error.get_or_insert_with(|| self.error(message));
+            }
+        }
+        delivery
+    }
+
+    fn error(&self, message: String) -> SinkError {
+        SinkError::Firehose {
+            stream: self.stream.to_string(),
+            message,
+        }
+    }
+}
+
+impl Sink for FirehoseSink {
+    fn name(&self) -> &'static str {
+        "firehose"
+    }
+
+    fn deliver<'a>(&'a self, records: Vec<Record>, deadline: Instant) -> BoxFuture<'a, Delivery> {
+        Box::pin(self.deliver_all(records, deadline))
+    }
+}
+
+/// Encodes records as newline-terminated JSON and splits them into batches within the limits.
+/// Returns the batches and how many records were too large to send at all.
+pub fn batch(records: Vec<Record>) -> (Vec<Vec<Vec<u8>>>, usize) {
+    let mut batches = Vec::new();
+    let mut current: Vec<Vec<u8>> = Vec::new();
+    let mut current_bytes = 0;
+    let mut oversized = 0;
+    for record in records {
+        let mut data = Vec::with_capacity(record.event_json().len() + 160);
+        record.write_json(&mut data);
+        data.push(b'\n');
+        if data.len() > MAX_RECORD_BYTES {
+            oversized += 1;
+            continue;
+        }
+        let encoded = base64_len(data.len());
+        if current.len() == MAX_BATCH_RECORDS || current_bytes + encoded > MAX_BATCH_BYTES {
+            batches.push(std::mem::take(&mut current));
+            current_bytes = 0;
+        }
+        current_bytes += encoded;
+        current.push(data);
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    (batches, oversized)
+}
+
+fn base64_len(n: usize) -> usize {
+    n.div_ceil(3) * 4
+}
+
+#[derive(Debug, Default)]
+struct BatchOutcome {
+    delivered: u64,
+    failed: u64,
+    retried: u64,
+    calls: u64,
+    error: Option<String>,
+}
+
+/// Sends one batch, resending only the entries that failed, until all are in or the deadline passes.
+async fn send_batch(
+    client: &Client,
+    stream: &str,
+    mut pending: Vec<Vec<u8>>,
+    deadline: Instant,
+) -> BatchOutcome {
+    let mut outcome = BatchOutcome::default();
+    let mut attempt: u32 = 0;
+    let mut resent = vec![false; pending.len()];
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            outcome.failed += pending.len() as u64;
+            outcome.error.get_or_insert_with(|| {
+                format!(
+                    "deadline reached with {} records undelivered",
+                    pending.len()
+                )
+            });
+            return outcome;
+        }
+        let request = client
+            .put_record_batch()
+            .delivery_stream_name(stream)
+            .set_records(Some(
+                pending
+                    .iter()
+                    .map(|data| {
+                        FirehoseRecord::builder()
+                            .data(Blob::new(data.clone()))
+                            .build()
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .expect("a record with data always builds"),
+            ));
+        outcome.calls += 1;
+        let timeout = (deadline - now).min(ATTEMPT_TIMEOUT);
+        let retry_reason = match tokio::time::timeout(timeout, request.send()).await {
+            Ok(Ok(response)) => {
+                if response.failed_put_count() == 0 {
+                    outcome.delivered += pending.len() as u64;
+                    return outcome;
+                }
+                // Keep exactly the entries whose response carries an error code, in order.
+                let responses = response.request_responses();
+                let mut still_pending = Vec::new();
+                let mut still_resent = Vec::new();
+                let mut first_error = None;
+                for (index, data) in pending.into_iter().enumerate() {
+                    match responses.get(index) {
+                        Some(entry) if entry.error_code().is_none() => outcome.delivered += 1,
+                        entry => {
+                            if first_error.is_none() {
+                                first_error = entry.and_then(|e| e.error_code()).map(str::to_owned);
+                            }
+                            still_pending.push(data);
+                            still_resent.push(resent[index]);
+                        }
+                    }
+                }
+                pending = still_pending;
+                resent = still_resent;
+                format!(
+                    "{} records failed ({})",
+                    pending.len(),
+                    first_error.unwrap_or_else(|| "no error code".into())
+                )
+            }
+            Ok(Err(error)) => {
+                let (retryable, message) = classify(&error);
+                if !retryable {
+                    outcome.failed += pending.len() as u64;
+                    outcome.error = Some(message);
+                    return outcome;
+                }
+                message
+            }
+            Err(_elapsed) => format!("PutRecordBatch timed out after {} ms", timeout.as_millis()),
+        };
+        for flag in resent.iter_mut().filter(|flag| !**flag) {
+            *flag = true;
+            outcome.retried += 1;
+        }
+        outcome.error = Some(retry_reason);
+        let delay = backoff(attempt).min(deadline.saturating_duration_since(Instant::now()));
+        tokio::time::sleep(delay).await;
+        attempt += 1;
+    }
+}
+
+/// Full-jitter exponential backoff.
+fn backoff(attempt: u32) -> Duration {
+    let cap = BASE_BACKOFF
+        .saturating_mul(1 << attempt.min(16))
+        .min(MAX_BACKOFF);
+    cap.mul_f64(fastrand::f64())
+}
+
+/// Whether an error is worth retrying, and a message for it.
+fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    error: &SdkError<E, R>,
+) -> (bool, String) {
+    match error {
+        SdkError::ServiceError(service) => {
+            let inner = service.err();
+            let code = inner.code().unwrap_or("UnknownError");
+            let message = format!("{code}: {}", inner.message().unwrap_or("no message"));
+            let retryable = matches!(
+                code,
+                "ServiceUnavailableException"
+                    | "ThrottlingException"
+                    | "InternalFailure"
+                    | "InternalServerError"
+            );
+            (retryable, message)
+        }
+        SdkError::TimeoutError(_) => (true, "request timed out".into()),
+        SdkError::DispatchFailure(failure) => (true, format!("cannot reach Firehose: {failure:?}")),
+        SdkError::ResponseError(_) => (true, "unreadable response from Firehose".into()),
+        SdkError::ConstructionFailure(_) => {
+            (false, "cannot build the PutRecordBatch request".into())
+        }
+        _ => (false, "unexpected SDK error".into()),
+    }
+}
+
+async fn client() -> Result<Client, String> {
+    CLIENT.get_or_init(build_client).await.clone()
+}
+
+/// Builds the client from the environment without blocking on IMDS: the region must come from
+/// `AWS_REGION`/`AWS_DEFAULT_REGION`; environment credentials are used directly when present.
+/// `AWS_ENDPOINT_URL_FIREHOSE` / `AWS_ENDPOINT_URL` are honoured by aws-config.
+async fn build_client() -> Result<Client, String> {
+    let region = std::env::var("AWS_REGION")
+        .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+        .ok()
+        .filter(|r| !r.is_empty())
+        .ok_or("no region: set AWS_REGION (Lambda sets it)")?;
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region))
+        // Retries are ours: only failed entries are resent, and the deadline bounds them.
+        .retry_config(aws_config::retry::RetryConfig::disabled());
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+        loader = loader.credentials_provider(
+            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+        );
+    }
+    Ok(Client::new(&loader.load().await))
+}
