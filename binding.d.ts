@@ -48,6 +48,9 @@ export declare class NativeRecorder {
   get warnings(): Array<string>
 }
 
+/** The CSV columns, in order. */
+export declare function csvColumns(): Array<string>
+
 /** What one flush did. */
 export interface FlushReport {
   /** Records taken from the buffer. */
@@ -65,6 +68,12 @@ export interface FlushReport {
   /** Why records failed, when some did. */
   error?: string
 }
+
+/**
+ * Formats records (a JSON array of record objects, as `recordsJson` returns) as CSV rows, with the
+ * header row first when `header` is set. The columns are the file sink's.
+ */
+export declare function formatCsv(recordsJson: string, header: boolean): string
 
 /** The invocation records are attributed to. */
 export interface InvocationInfo {

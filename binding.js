@@ -836,3 +836,5 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativeRecorder = nativeBinding.NativeRecorder
+module.exports.csvColumns = nativeBinding.csvColumns
+module.exports.formatCsv = nativeBinding.formatCsv

@@ -164,6 +164,25 @@ impl NativeRecorder {
     }
 }
 
+/// Formats records (a JSON array of record objects, as `recordsJson` returns) as CSV rows, with the
+/// header row first when `header` is set. The columns are the file sink's.
+#[napi]
+pub fn format_csv(records_json: String, header: bool) -> Result<String> {
+    let records: Vec<&serde_json::value::RawValue> = serde_json::from_str(&records_json)
+        .map_err(|e| napi::Error::new(Status::InvalidArg, format!("records must be a JSON array: {e}")))?;
+    let mut out = Vec::new();
+    crate::format::CsvWriter::new(header)
+        .write_json(records.iter().map(|r| r.get()), &mut out)
+        .map_err(|e| napi::Error::new(Status::InvalidArg, e.to_string()))?;
+    String::from_utf8(out).map_err(|e| napi::Error::from_reason(e.to_string()))
+}
+
+/// The CSV columns, in order.
+#[napi]
+pub fn csv_columns() -> Vec<&'static str> {
+    crate::format::CSV_COLUMNS.to_vec()
+}
+
 fn join_json(records: Vec<String>) -> String {
     format!("[{}]", records.join(","))
 }

@@ -1,6 +1,7 @@
 //! CSV with the columns of the awscsm2csv tool, then exception, timing and context columns.
 
-use crate::csm::parse_datagram;
+use serde_json::Value;
+
 use crate::record::Record;
 
 /// Column headers, in order. The first twelve are awscsm2csv's; `Attempts` is `AttemptCount`.
@@ -39,8 +40,8 @@ pub const CSV_COLUMNS: &[&str] = &[
     "recordedAt",
 ];
 
-/// The CSM field behind a column whose header differs from the field name.
-fn csm_field(column: &str) -> &str {
+/// The record field behind a column whose header differs from the field name.
+fn record_field(column: &str) -> &str {
     match column {
         "Attempts" => "AttemptCount",
         other => other,
@@ -54,38 +55,46 @@ pub struct CsvWriter {
 
 impl CsvWriter {
     pub fn new(write_header: bool) -> Self {
-        CsvWriter {
-            header_pending: write_header,
-        }
+        CsvWriter { header_pending: write_header }
     }
 
-    pub fn write(&mut self, records: &[Record], out: &mut Vec<u8>) -> Result<(), csv::Error> {
+    /// Writes buffered records.
+    pub fn write(&mut self, records: &[Record], out: &mut Vec<u8>) -> Result<(), CsvError> {
+        let json: Vec<String> = records.iter().map(Record::to_json).collect();
+        self.write_json(json.iter().map(String::as_str), out)
+    }
+
+    /// Writes records given as full record JSON objects (as the JSON Lines output has them).
+    pub fn write_json<'a>(
+        &mut self,
+        records: impl IntoIterator<Item = &'a str>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CsvError> {
         let mut writer = csv::WriterBuilder::new().from_writer(out);
         if std::mem::take(&mut self.header_pending) {
             writer.write_record(CSV_COLUMNS)?;
         }
         let mut row: Vec<String> = Vec::with_capacity(CSV_COLUMNS.len());
-        for record in records {
-            // Stored events were produced by the parser, so they parse again.
-            let event = parse_datagram(record.event_json().as_bytes(), true)
-                .expect("buffered events are valid CSM JSON");
-            let context = record.context();
+        for json in records {
+            let record: serde_json::Map<String, Value> = serde_json::from_str(json)?;
             row.clear();
-            for column in CSV_COLUMNS {
-                let cell = match *column {
-                    "functionName" => context.info.function_name.clone(),
-                    "functionVersion" => context.info.function_version.clone(),
-                    "awsRequestId" => context.info.aws_request_id.clone(),
-                    "phase" => Some(context.phase.as_str().to_owned()),
-                    "coldStart" => context.info.cold_start.map(|c| c.to_string()),
-                    "recordedAt" => Some(record.recorded_at().to_string()),
-                    other => event.field_text(csm_field(other)).map(|t| t.into_owned()),
-                };
-                row.push(cell.unwrap_or_default());
-            }
+            row.extend(CSV_COLUMNS.iter().map(|column| match record.get(record_field(column)) {
+                None | Some(Value::Null) => String::new(),
+                Some(Value::String(text)) => text.clone(),
+                Some(other) => other.to_string(),
+            }));
             writer.write_record(&row)?;
         }
-        writer.flush()?;
+        writer.flush().map_err(|e| CsvError::Csv(e.into()))?;
         Ok(())
     }
+}
+
+/// Why records could not be written as CSV.
+#[derive(Debug, thiserror::Error)]
+pub enum CsvError {
+    #[error("{0}")]
+    Csv(#[from] csv::Error),
+    #[error("a record is not a JSON object: {0}")]
+    Json(#[from] serde_json::Error),
 }

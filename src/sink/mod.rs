@@ -59,7 +59,7 @@ pub enum SinkError {
         source: std::io::Error,
     },
     #[error("cannot format recordings as CSV: {0}")]
-    Csv(#[from] csv::Error),
+    Csv(#[from] crate::format::CsvError),
     #[error("Firehose delivery stream {stream:?}: {message}")]
     Firehose { stream: String, message: String },
     #[error("deadline reached with {pending} records undelivered")]
