@@ -168,8 +168,13 @@ impl NativeRecorder {
 /// header row first when `header` is set. The columns are the file sink's.
 #[napi]
 pub fn format_csv(records_json: String, header: bool) -> Result<String> {
-    let records: Vec<&serde_json::value::RawValue> = serde_json::from_str(&records_json)
-        .map_err(|e| napi::Error::new(Status::InvalidArg, format!("records must be a JSON array: {e}")))?;
+    let records: Vec<&serde_json::value::RawValue> =
+        serde_json::from_str(&records_json).map_err(|e| {
+            napi::Error::new(
+                Status::InvalidArg,
+                format!("records must be a JSON array: {e}"),
+            )
+        })?;
     let mut out = Vec::new();
     crate::format::CsvWriter::new(header)
         .write_json(records.iter().map(|r| r.get()), &mut out)

@@ -55,7 +55,9 @@ pub struct CsvWriter {
 
 impl CsvWriter {
     pub fn new(write_header: bool) -> Self {
-        CsvWriter { header_pending: write_header }
+        CsvWriter {
+            header_pending: write_header,
+        }
     }
 
     /// Writes buffered records.
@@ -78,11 +80,15 @@ impl CsvWriter {
         for json in records {
             let record: serde_json::Map<String, Value> = serde_json::from_str(json)?;
             row.clear();
-            row.extend(CSV_COLUMNS.iter().map(|column| match record.get(record_field(column)) {
-                None | Some(Value::Null) => String::new(),
-                Some(Value::String(text)) => text.clone(),
-                Some(other) => other.to_string(),
-            }));
+            row.extend(
+                CSV_COLUMNS
+                    .iter()
+                    .map(|column| match record.get(record_field(column)) {
+                        None | Some(Value::Null) => String::new(),
+                        Some(Value::String(text)) => text.clone(),
+                        Some(other) => other.to_string(),
+                    }),
+            );
             writer.write_record(&row)?;
         }
         writer.flush().map_err(|e| CsvError::Csv(e.into()))?;

@@ -17,8 +17,13 @@ use crate::record::Record;
 
 /// Most records in one `PutRecordBatch` call.
 pub const MAX_BATCH_RECORDS: usize = 500;
-/// Most bytes in one `PutRecordBatch` call. Counted base64-encoded, as the records travel.
+/// Most bytes in one `PutRecordBatch` request. Counted as the request body carries them: base64
+/// data plus JSON framing.
 pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// JSON around each record in the request body: `{"Data":""},`.
+const RECORD_FRAMING_BYTES: usize = 12;
+/// JSON around the records: `{"DeliveryStreamName":"…","Records":[]}`, with a stream name of up to 64.
+const REQUEST_FRAMING_BYTES: usize = 128;
 /// Largest record Firehose accepts, before base64 encoding.
 pub const MAX_RECORD_BYTES: usize = 1000 * 1024;
 /// Batches in flight at once for one flush.
@@ -30,27 +35,37 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// Longest one call may take, within the deadline.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// One Firehose client per process, built on first use and reused (connections stay alive).
-static CLIENT: OnceCell<Result<Client, String>> = OnceCell::const_new();
-
 /// Sends records to a Firehose delivery stream, one newline-terminated JSON object per record.
 #[derive(Debug)]
 pub struct FirehoseSink {
     stream: Arc<str>,
+    /// Built on first use and reused across flushes, so connections stay alive. The recorder keeps
+    /// one sink per process, hence one client.
+    client: OnceCell<Result<Client, String>>,
 }
 
 impl FirehoseSink {
+    /// A sink whose client is configured from the environment on first use.
     pub fn new(delivery_stream_name: String) -> Self {
         FirehoseSink {
             stream: delivery_stream_name.into(),
+            client: OnceCell::new(),
+        }
+    }
+
+    /// A sink that uses `client` as it is.
+    pub fn with_client(delivery_stream_name: String, client: Client) -> Self {
+        FirehoseSink {
+            stream: delivery_stream_name.into(),
+            client: OnceCell::new_with(Some(Ok(client))),
         }
     }
 
     async fn deliver_all(&self, records: Vec<Record>, deadline: Instant) -> Delivery {
         let total = records.len();
-        let client = match client().await {
-            Ok(client) => client,
-            Err(message) => return Delivery::failed(total, self.error(message)),
+        let client = match self.client.get_or_init(client_from_env).await {
+            Ok(client) => client.clone(),
+            Err(message) => return Delivery::failed(total, self.error(message.clone())),
         };
         let (batches, oversized) = batch(records);
         let mut delivery = Delivery {
@@ -118,8 +133,11 @@ pub fn batch(records: Vec<Record>) -> (Vec<Vec<Vec<u8>>>, usize) {
             oversized += 1;
             continue;
         }
-        let encoded = base64_len(data.len());
-        if current.len() == MAX_BATCH_RECORDS || current_bytes + encoded > MAX_BATCH_BYTES {
+        let encoded = base64_len(data.len()) + RECORD_FRAMING_BYTES;
+        if !current.is_empty()
+            && (current.len() == MAX_BATCH_RECORDS
+                || REQUEST_FRAMING_BYTES + current_bytes + encoded > MAX_BATCH_BYTES)
+        {
             batches.push(std::mem::take(&mut current));
             current_bytes = 0;
         }
@@ -272,19 +290,15 @@ fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
     }
 }
 
-async fn client() -> Result<Client, String> {
-    CLIENT.get_or_init(build_client).await.clone()
-}
-
 /// Builds the client from the environment without blocking on IMDS: the region must come from
 /// `AWS_REGION`/`AWS_DEFAULT_REGION`; environment credentials are used directly when present.
 /// `AWS_ENDPOINT_URL_FIREHOSE` / `AWS_ENDPOINT_URL` are honoured by aws-config.
-async fn build_client() -> Result<Client, String> {
+async fn client_from_env() -> Result<Client, String> {
     let region = std::env::var("AWS_REGION")
         .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
         .ok()
         .filter(|r| !r.is_empty())
-        .ok_or("no region: set AWS_REGION (Lambda sets it)")?;
+        .ok_or_else(|| "no region: set AWS_REGION (Lambda sets it)".to_owned())?;
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(region))
         // Retries are ours: only failed entries are resent, and the deadline bounds them.
