@@ -1,0 +1,375 @@
+#!/usr/bin/env node
+'use strict'
+
+// api-call-recorder: records the AWS API calls of local programs (aws CLI v1, boto3, aws-sdk v2)
+// through Client-Side Monitoring, with the same native receiver as the Lambda wrapper.
+
+const { spawn } = require('node:child_process')
+const os = require('node:os')
+const { parseArgs } = require('node:util')
+
+const { RecordWriter, FORMATS } = require('./cli/output.js')
+const { isErrorRecord, readRecordings } = require('./cli/records.js')
+const { SummaryBuilder, summarize, formatSummary } = require('./cli/summary.js')
+const { buildPolicy } = require('./cli/policy.js')
+
+const PROGRAM = 'api-call-recorder'
+/** How often received records are taken from the native buffer and written. */
+const POLL_MS = 100
+/** How long to keep receiving after a stop signal or the command's exit, for datagrams on their way. */
+const DRAIN_MS = 50
+/** Exit status for bad arguments. */
+const EXIT_USAGE = 2
+
+const HELP = {
+  main: `Usage: ${PROGRAM} <command> [options]
+
+Records the AWS API calls that programs report through Client-Side Monitoring (CSM): the aws CLI v1,
+boto3/botocore and aws-sdk v2 for JavaScript, when AWS_CSM_ENABLED=true.
+
+Commands:
+  listen    receive calls and print each one as it arrives
+  run       run a command with CSM enabled and summarize its calls
+  summary   summarize recordings (JSON Lines or CSV, gzip or not)
+  policy    draft a least-privilege IAM policy from recordings
+
+Run '${PROGRAM} <command> --help' for a command's options.
+`,
+  listen: `Usage: ${PROGRAM} listen [--host H] [--port P] [--format csv|jsonl|table] [--output FILE] [--only-errors]
+
+Receives CSM datagrams and writes every event as it arrives. Programs send to it when they run with
+AWS_CSM_ENABLED=true (and AWS_CSM_PORT when the port is not 31000). On Ctrl-C (SIGINT) or SIGTERM it
+writes what is left, prints a summary to standard error and exits 0; so it does when its output is
+closed (for example piped into 'head').
+
+Options:
+  --host H         address to listen on (default: AWS_CSM_HOST, else 127.0.0.1)
+  -p, --port P     UDP port; 0 picks a free one (default: AWS_CSM_PORT, else 31000)
+  -f, --format F   jsonl (one JSON object per event), csv (the awscsm2csv columns, then exception
+                   and context columns) or table (for reading). Default: csv when FILE ends in .csv,
+                   else jsonl
+  -o, --output F   append to file F instead of writing to standard output
+  --only-errors    write only failed calls and failed attempts (see below); the summary still
+                   counts everything
+  -h, --help       show this help
+
+A call (ApiCall event) is an error when its final HTTP status is 400 or more, it reports a final
+service or SDK exception (a connection error has no status), or its retries ran out
+(MaxRetriesExceeded). A call that succeeded on a retry is not an error, but its failed attempt
+(ApiCallAttempt with an HTTP status of 400 or more or an exception) is shown by --only-errors.
+`,
+  run: `Usage: ${PROGRAM} run [--port P] [--output FILE] [--format csv|jsonl|table] [--only-errors] -- COMMAND [ARGS...]
+
+Runs COMMAND with AWS_CSM_ENABLED=true, AWS_CSM_HOST and AWS_CSM_PORT set to the recorder, records
+the calls it makes, prints a summary to standard error and exits with the command's exit status
+(128+N when a signal N ended it). SIGINT, SIGTERM and SIGHUP are passed on to the command.
+
+Options:
+  -p, --port P     UDP port to receive on (default: 0, a free port; the command is told which)
+  -o, --output F   also append every event to file F; '-' is standard output
+  -f, --format F   format for --output: jsonl, csv or table (default: csv when F ends in .csv,
+                   else jsonl)
+  --only-errors    write only failed calls and attempts to --output
+  -h, --help       show this help
+`,
+  summary: `Usage: ${PROGRAM} summary [--json] FILE...
+
+Summarizes recordings: calls by service and operation, errors, retries and latency percentiles
+(p50/p99 over the calls' Latency, retries included). FILE is JSON Lines or CSV as written by the
+recorder's file sink or by '${PROGRAM} listen', or an object Firehose delivered to S3; gzip is
+detected by its magic bytes. '-' reads standard input.
+
+Options:
+  --json       print the summary as JSON
+  -h, --help   show this help
+`,
+  policy: `Usage: ${PROGRAM} policy FILE...
+
+Prints a least-privilege IAM policy draft (JSON) allowing the calls in the recordings: one statement
+per IAM service prefix, the actions of every recorded call (ApiCall events, failed calls included).
+The CSM Service name is mapped to its IAM prefix with a table generated from the botocore models,
+and operations whose IAM action has another name are mapped (S3 ListObjectsV2 -> s3:ListBucket,
+HeadObject -> s3:GetObject, ...). Resource is "*" in every statement: the events carry no bucket,
+table or other resource name, so narrow each Resource before using the policy. Calls that cannot be
+mapped are listed on standard error.
+
+Options:
+  -h, --help   show this help
+`,
+}
+
+class UsageError extends Error {
+  constructor(message, command) {
+    super(command ? `${command}: ${message}` : message)
+    this.command = command
+  }
+}
+
+function writeErr(text) {
+  process.stderr.write(text.endsWith('\n') ? text : `${text}\n`)
+}
+
+function showHelp(text) {
+  process.stdout.write(text)
+  return 0
+}
+
+function parse(command, args, options, allowPositionals = false) {
+  try {
+    return parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals, strict: true })
+  } catch (error) {
+    throw new UsageError(error.message, command)
+  }
+}
+
+function parsePort(command, text) {
+  if (text === undefined) return undefined
+  if (!/^\d+$/.test(text) || Number(text) > 65535) {
+    throw new UsageError(`--port must be a number from 0 to 65535, not "${text}"`, command)
+  }
+  return Number(text)
+}
+
+function parseFormat(command, format, output) {
+  if (format === undefined) return output && output !== '-' && /\.csv$/i.test(output) ? 'csv' : 'jsonl'
+  if (!FORMATS.includes(format)) {
+    throw new UsageError(`--format must be one of ${FORMATS.join(', ')}, not "${format}"`, command)
+  }
+  return format
+}
+
+/** A recorder with no sink: the CLI takes the records itself. */
+function startRecorder(options) {
+  const { Recorder } = require('./index.js')
+  const logger = { warn: (message) => writeErr(message) }
+  let recorder
+  try {
+    recorder = new Recorder({ ...options, sink: 'none', logger })
+    return { recorder, address: recorder.start() }
+  } catch (error) {
+    const failure = new Error(error.code === 'ERR_RECORDER_PORT_IN_USE'
+      ? `${error.message}. Another recorder or CSM agent is using this port; choose another with --port.`
+      : error.message)
+    failure.exitCode = error.code === 'ERR_RECORDER_CONFIG' ? EXIT_USAGE : 1
+    throw failure
+  }
+}
+
+/** Stops receiving, after a short drain, and returns the records not yet taken. */
+async function stopRecorder(recorder) {
+  await recorder.flush({ drainMs: DRAIN_MS })
+  await recorder.stop()
+  return recorder.takeRecords()
+}
+
+function formatLosses(stats) {
+  const lost = []
+  if (stats.malformed > 0) lost.push(`${stats.malformed} malformed`)
+  if (stats.oversized > 0) lost.push(`${stats.oversized} over 8 KiB`)
+  if (stats.dropped > 0) lost.push(`${stats.dropped} dropped (buffer full)`)
+  return lost.length > 0 ? `${stats.received} datagrams received, not recorded: ${lost.join(', ')}\n` : ''
+}
+
+/** Takes records every POLL_MS, adds them to the summary and writes the ones asked for. */
+function pump(recorder, summary, writer, onlyErrors) {
+  const take = (records = recorder.takeRecords()) => {
+    summary.add(records)
+    if (writer) writer.write(onlyErrors ? records.filter(isErrorRecord) : records)
+  }
+  const timer = setInterval(() => take(), POLL_MS)
+  return {
+    take,
+    stop() {
+      clearInterval(timer)
+    },
+  }
+}
+
+function outputWriter(file, format) {
+  const { formatCsv } = require('./binding.js')
+  if (file && file !== '-') return new RecordWriter({ format, file, formatCsv })
+  return new RecordWriter({ format, stream: process.stdout, formatCsv })
+}
+
+async function listen(args) {
+  const { values } = parse('listen', args, {
+    host: { type: 'string' },
+    port: { type: 'string', short: 'p' },
+    format: { type: 'string', short: 'f' },
+    output: { type: 'string', short: 'o' },
+    'only-errors': { type: 'boolean' },
+  })
+  if (values.help) return showHelp(HELP.listen)
+  const port = parsePort('listen', values.port)
+  const format = parseFormat('listen', values.format, values.output)
+  const writer = outputWriter(values.output, format)
+  const { recorder, address } = startRecorder({ host: values.host, port })
+  writer.begin()
+  writeErr(`${PROGRAM}: listening on udp ${address}; stop with Ctrl-C`)
+  const summary = new SummaryBuilder()
+  const poller = pump(recorder, summary, writer, values['only-errors'])
+
+  const reason = await new Promise((resolve) => {
+    const check = setInterval(() => writer.closed && resolve('output closed'), POLL_MS)
+    const done = (why) => {
+      clearInterval(check)
+      resolve(why)
+    }
+    process.once('SIGINT', () => done('SIGINT'))
+    process.once('SIGTERM', () => done('SIGTERM'))
+    process.stdout.on('error', (error) => {
+      if (error.code !== 'EPIPE') writeErr(`${PROGRAM}: cannot write to standard output: ${error.message}`)
+      writer.closed = true
+      done('output closed')
+    })
+  })
+  poller.stop()
+  poller.take(await stopRecorder(recorder))
+  await writer.end()
+  writeErr(`${PROGRAM}: stopped (${reason})\n${formatSummary(summary.result())}${formatLosses(recorder.stats())}`)
+  return 0
+}
+
+/** Splits `run` arguments into the recorder's options and the command (after `--` or the first operand). */
+function splitRunArgs(args) {
+  const separator = args.indexOf('--')
+  if (separator >= 0) return [args.slice(0, separator), args.slice(separator + 1)]
+  const takesValue = new Set(['--port', '-p', '--output', '-o', '--format', '-f'])
+  let i = 0
+  while (i < args.length && args[i].startsWith('-') && args[i] !== '-') {
+    i += takesValue.has(args[i]) ? 2 : 1
+  }
+  return [args.slice(0, i), args.slice(i)]
+}
+
+async function run(args) {
+  const [ownArgs, command] = splitRunArgs(args)
+  const { values } = parse('run', ownArgs, {
+    port: { type: 'string', short: 'p' },
+    format: { type: 'string', short: 'f' },
+    output: { type: 'string', short: 'o' },
+    'only-errors': { type: 'boolean' },
+  })
+  if (values.help) return showHelp(HELP.run)
+  if (command.length === 0) throw new UsageError('no command given (usage: run [options] -- COMMAND [ARGS...])', 'run')
+  const port = parsePort('run', values.port) ?? 0
+  if (values.format !== undefined && values.output === undefined) {
+    throw new UsageError('--format applies to --output; give --output FILE (or - for standard output)', 'run')
+  }
+  const format = parseFormat('run', values.format, values.output)
+  const writer = values.output === undefined ? null : outputWriter(values.output, format)
+  const { recorder, address } = startRecorder({ host: '127.0.0.1', port })
+  const boundPort = address.slice(address.lastIndexOf(':') + 1)
+  if (writer) writer.begin()
+  const summary = new SummaryBuilder()
+  const poller = pump(recorder, summary, writer, values['only-errors'])
+
+  const child = spawn(command[0], command.slice(1), {
+    stdio: 'inherit',
+    env: { ...process.env, AWS_CSM_ENABLED: 'true', AWS_CSM_HOST: '127.0.0.1', AWS_CSM_PORT: boundPort },
+  })
+  const forwarded = ['SIGINT', 'SIGTERM', 'SIGHUP']
+  const forward = (signal) => child.kill(signal)
+  for (const signal of forwarded) process.on(signal, forward)
+  const exitCode = await new Promise((resolve) => {
+    child.once('error', (error) => {
+      writeErr(`${PROGRAM}: cannot run ${command[0]}: ${error.code === 'ENOENT' ? 'command not found' : error.message}`)
+      resolve(error.code === 'ENOENT' ? 127 : 126)
+    })
+    child.once('exit', (code, signal) => {
+      resolve(signal ? 128 + (os.constants.signals[signal] ?? 0) : code)
+    })
+  })
+  for (const signal of forwarded) process.off(signal, forward)
+  poller.stop()
+  poller.take(await stopRecorder(recorder))
+  if (writer) await writer.end()
+  writeErr(`\n${PROGRAM}: ${command[0]} exited with status ${exitCode}\n${formatSummary(summary.result())}` +
+    formatLosses(recorder.stats()))
+  return exitCode
+}
+
+function recordingsFrom(command, positionals) {
+  if (positionals.length === 0) throw new UsageError(`no recording given (usage: ${command} FILE...)`, command)
+  const warn = (message) => writeErr(`${PROGRAM} ${command}: ${message}`)
+  try {
+    return readRecordings(positionals, warn)
+  } catch (error) {
+    if (error.code !== 'ERR_RECORDING') throw error
+    const failure = new Error(`${command}: ${error.message}`)
+    failure.exitCode = 1
+    throw failure
+  }
+}
+
+function summary(args) {
+  const { values, positionals } = parse('summary', args, { json: { type: 'boolean' } }, true)
+  if (values.help) return showHelp(HELP.summary)
+  const result = summarize(recordingsFrom('summary', positionals))
+  process.stdout.write(values.json ? `${JSON.stringify(result, null, 2)}\n` : formatSummary(result))
+  return 0
+}
+
+function policy(args) {
+  const { values, positionals } = parse('policy', args, {}, true)
+  if (values.help) return showHelp(HELP.policy)
+  const result = buildPolicy(recordingsFrom('policy', positionals))
+  if (result.calls === 0) {
+    const failure = new Error('policy: the recordings hold no ApiCall events, so there is nothing to allow')
+    failure.exitCode = 1
+    throw failure
+  }
+  for (const { service, api, calls } of result.unmapped) {
+    writeErr(`${PROGRAM} policy: not in the policy, no IAM action known: Service "${service}" Api "${api}" ` +
+      `(${calls} call${calls === 1 ? '' : 's'}); add its action by hand`)
+  }
+  for (const note of result.notes) writeErr(`${PROGRAM} policy: note: ${note}`)
+  writeErr(`${PROGRAM} policy: Resource is "*" in every statement: the recorded events name no buckets, tables ` +
+    'or other resources; narrow each Resource before using this policy')
+  if (result.policy.Statement.length === 0) {
+    const failure = new Error('policy: no recorded call could be mapped to an IAM action')
+    failure.exitCode = 1
+    throw failure
+  }
+  process.stdout.write(`${JSON.stringify(result.policy, null, 2)}\n`)
+  return 0
+}
+
+const COMMANDS = { listen, run, summary, policy }
+
+async function main(argv) {
+  const [command, ...args] = argv
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    const topic = command === 'help' && HELP[args[0]] ? args[0] : 'main'
+    if (command !== undefined) return showHelp(HELP[topic])
+    process.stderr.write(HELP.main)
+    return EXIT_USAGE
+  }
+  if (command === '--version' || command === '-V') {
+    process.stdout.write(`${require('./package.json').version}\n`)
+    return 0
+  }
+  if (!Object.hasOwn(COMMANDS, command)) {
+    throw new UsageError(`unknown command "${command}" (commands: ${Object.keys(COMMANDS).join(', ')})`)
+  }
+  return COMMANDS[command](args)
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code
+    },
+    (error) => {
+      if (error instanceof UsageError) {
+        writeErr(`${PROGRAM}: ${error.message}\nRun '${PROGRAM} ${error.command ? `${error.command} ` : ''}--help' for usage.`)
+        process.exitCode = EXIT_USAGE
+      } else {
+        writeErr(`${PROGRAM}: ${error.exitCode ? error.message : error.stack}`)
+        process.exitCode = error.exitCode ?? 1
+      }
+    },
+  )
+}
+
+module.exports = { main }
