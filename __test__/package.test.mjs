@@ -1,0 +1,86 @@
+// What users install: the npm tarball and the Lambda layer load the prebuilt addon with no Rust
+// toolchain, and the addon runs on the Lambda Node.js runtimes' glibc (Amazon Linux 2023: 2.34).
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..')
+const addon = path.join(root, 'api-call-recorder.linux-x64-gnu.node')
+const LAMBDA_GLIBC = [2, 34]
+let dir
+
+before(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'acr-pkg-')) })
+after(() => fs.rmSync(dir, { recursive: true, force: true }))
+
+/** An environment with no Rust toolchain on PATH. */
+function withoutCargo() {
+  const PATH = process.env.PATH.split(':').filter((p) => !p.includes('.cargo') && !fs.existsSync(path.join(p, 'cargo'))).join(':')
+  return { ...process.env, PATH, CARGO: '/nonexistent/cargo', RUSTUP_HOME: '/nonexistent' }
+}
+
+/** A script that loads the package from `cwd` and records one call sent to it over UDP. */
+const RECORD_ONE_CALL = `
+const dgram = require('node:dgram')
+const { Recorder } = require('aws-api-call-recorder')
+const recorder = new Recorder({ port: 0, sink: 'none' })
+const port = Number(recorder.start().split(':')[1])
+const socket = dgram.createSocket('udp4')
+socket.send('{"Type":"ApiCall","Service":"STS","Api":"GetCallerIdentity","FinalHttpStatusCode":200}', port, '127.0.0.1', async () => {
+  socket.close()
+  await recorder.flush({ drainMs: 20 })
+  const [record] = recorder.records()
+  console.log(JSON.stringify({ api: record.Api, where: require.resolve('aws-api-call-recorder') }))
+  await recorder.stop()
+})`
+
+test('the addon needs no glibc symbol newer than 2.34', () => {
+  const symbols = execFileSync('objdump', ['-T', addon], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 })
+  const versions = [...new Set(symbols.match(/GLIBC_\d+\.\d+(\.\d+)?/g))]
+  assert.ok(versions.length > 0, 'objdump found glibc symbol versions')
+  const newest = versions.map((v) => v.slice(6).split('.').map(Number)).sort((a, b) => b[0] - a[0] || b[1] - a[1])[0]
+  assert.ok(newest[0] < LAMBDA_GLIBC[0] || (newest[0] === LAMBDA_GLIBC[0] && newest[1] <= LAMBDA_GLIBC[1]),
+    `needs GLIBC_${newest.join('.')}, Lambda has ${LAMBDA_GLIBC.join('.')}`)
+})
+
+test('npm pack ships the prebuilt addon; the tarball installs and records with no Rust toolchain', () => {
+  const [{ filename, files }] = JSON.parse(execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', dir], {
+    cwd: root, encoding: 'utf8',
+  }))
+  const paths = files.map((f) => f.path)
+  for (const required of ['api-call-recorder.linux-x64-gnu.node', 'index.js', 'index.mjs', 'index.d.ts', 'binding.js', 'binding.d.ts', 'package.json']) {
+    assert.ok(paths.includes(required), `tarball has ${required}`)
+  }
+  assert.deepEqual(paths.filter((p) => /(^src\/|^tests\/|^__test__\/|\.rs$|Cargo\.)/.test(p)), [], 'no Rust sources or tests')
+
+  const app = path.join(dir, 'app')
+  fs.mkdirSync(app)
+  fs.writeFileSync(path.join(app, 'package.json'), '{"name":"app","private":true}')
+  const env = withoutCargo()
+  execFileSync('npm', ['install', '--offline', '--no-audit', '--no-fund', path.join(dir, filename)], { cwd: app, env, stdio: 'pipe' })
+  const out = JSON.parse(execFileSync(process.execPath, ['-e', RECORD_ONE_CALL], { cwd: app, env, encoding: 'utf8', timeout: 20_000 }))
+  assert.equal(out.api, 'GetCallerIdentity')
+  assert.ok(out.where.startsWith(path.join(app, 'node_modules')), out.where)
+})
+
+test('npm run layer builds a runtime-only layer that loads and records', () => {
+  const zip = path.join(dir, 'layer.zip')
+  execFileSync(process.execPath, [path.join(root, 'scripts', 'layer.mjs'), zip], { cwd: root, stdio: 'pipe' })
+  const listing = execFileSync('python3', ['-m', 'zipfile', '-l', zip], { encoding: 'utf8' })
+  const entries = listing.split('\n').slice(1).map((line) => line.split(/\s+\d{4}-\d\d-\d\d /)[0].trim()).filter(Boolean)
+  const prefix = 'nodejs/node_modules/aws-api-call-recorder/'
+  assert.ok(entries.every((e) => prefix.startsWith(e) || e.startsWith(prefix)), entries.join('\n'))
+  assert.ok(entries.includes(`${prefix}api-call-recorder.linux-x64-gnu.node`))
+  assert.ok(entries.includes(`${prefix}index.js`))
+  assert.deepEqual(entries.filter((e) => /\.(rs|ts|md|toml)$|__test__|\/scripts\//.test(e)), [], 'runtime files only')
+  const opt = path.join(dir, 'opt')
+  execFileSync('python3', ['-m', 'zipfile', '-e', zip, opt])
+  // Lambda puts /opt/nodejs/node_modules on NODE_PATH for layers.
+  const env = { ...withoutCargo(), NODE_PATH: path.join(opt, 'nodejs', 'node_modules') }
+  const out = JSON.parse(execFileSync(process.execPath, ['-e', RECORD_ONE_CALL], { cwd: dir, env, encoding: 'utf8', timeout: 20_000 }))
+  assert.equal(out.api, 'GetCallerIdentity')
+  assert.ok(out.where.startsWith(opt), out.where)
+})
