@@ -208,6 +208,23 @@ describe('run', () => {
       ['dynamodb:PutItem', 'sts:GetCallerIdentity'])
   })
 
+  test('records a Node.js script using aws-sdk v2', async () => {
+    const script = [
+      "const { STS } = require('aws-sdk')",
+      `new STS({ endpoint: '${moto.endpoint}', region: 'us-west-2' }).getCallerIdentity().promise()`,
+      '  .then((identity) => console.log(identity.Account))',
+    ].join('\n')
+    const outcome = await cli(['run', '--output', '-', '--format', 'jsonl', '--', process.execPath, '-e', script],
+      { env: { ...baseEnv, NODE_PATH: path.join(ROOT, 'node_modules'), AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE: '1' } })
+    assert.equal(outcome.code, 0, outcome.stderr)
+    const lines = outcome.stdout.trim().split('\n')
+    assert.ok(lines.includes('123456789012'))
+    const records = lines.filter((line) => line.startsWith('{')).map((line) => JSON.parse(line))
+    assert.equal(find(records, 'GetCallerIdentity').FinalHttpStatusCode, 200)
+    assert.match(find(records, 'GetCallerIdentity').UserAgent, /^aws-sdk-nodejs\/2\./)
+    assert.match(outcome.stderr, /1 call to 1 service, 0 errors/)
+  })
+
   test('a command ended by a signal gives 128 + the signal number', async () => {
     const outcome = await cli(['run', '--', 'sh', '-c', 'kill -TERM $$'])
     assert.equal(outcome.code, 128 + os.constants.signals.SIGTERM)

@@ -61,6 +61,10 @@ class RecordWriter {
     } else {
       this.#stream = stream
       this.#headerPending = true
+      // A reader that goes away (EPIPE) ends the output, not the process.
+      stream.on('error', () => {
+        this.closed = true
+      })
     }
   }
 
