@@ -16,7 +16,8 @@ import { freeUdpPort, sendDatagrams } from './helpers/ports.mjs'
 const require = createRequire(import.meta.url)
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const CLI = path.join(ROOT, 'cli.js')
-const CORPUS = '/work/shared/csm-corpus'
+// The captured datagrams, next to the repository (as the other tests find them).
+const CORPUS = path.join(ROOT, '..', 'shared', 'csm-corpus')
 const { csvColumns } = require('../binding.js')
 const { parseCsv } = require('../cli/records.js')
 
