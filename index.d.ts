@@ -1,8 +1,11 @@
 // Public API of aws-api-call-recorder. The native types come from the generated binding.d.ts.
 
 import type { FlushReport, RecorderStats, InvocationInfo } from './binding'
+import { recorderPlugin, instrumentSdkV3 } from './sdk-v3'
 
 export type { FlushReport, RecorderStats, InvocationInfo } from './binding'
+export { recorderPlugin, instrumentSdkV3 }
+export type { RecorderPluginOptions, RecorderPlugin, SdkV3Instrumentation, EventIngester } from './sdk-v3'
 
 /** Where flushed records go. */
 export type Sink = 'firehose' | 'file' | 'stdout' | 'none'
@@ -85,6 +88,13 @@ export interface RecorderOptions {
    * @default 10000
    */
   flushTimeoutMs?: number
+  /**
+   * `ApiCallRecorder` only: also record the calls of every AWS SDK for JavaScript v3 client in the
+   * process, which sends no CSM datagrams of its own (see `instrumentSdkV3`). Their events go straight
+   * into this recorder.
+   * @default true
+   */
+  sdkV3?: boolean
   /**
    * Where warnings go. The recorder never throws into the handler; it warns instead.
    * @default console
@@ -203,7 +213,7 @@ declare function ApiCallRecorder<TEvent = any, TResult = any>(
 ): (event: TEvent, context?: any) => Promise<TResult>
 
 declare namespace ApiCallRecorder {
-  export { ApiCallRecorder, Recorder }
+  export { ApiCallRecorder, Recorder, recorderPlugin, instrumentSdkV3 }
 }
 
 export { ApiCallRecorder }

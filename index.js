@@ -4,6 +4,8 @@
 // machinery for scripts and tools. The receiving, parsing and delivery run in the native addon
 // (./binding.js), off the JS thread; this module decides when to start, attribute and flush.
 
+const sdkV3 = require('./sdk-v3.js')
+
 const ENV_ACTIVATED = 'API_CALL_RECORDER_IS_ACTIVATED'
 const LOG_PREFIX = '[aws-api-call-recorder]'
 /** Time kept back from the Lambda deadline so the function can still return after flushing. */
@@ -30,7 +32,7 @@ function loadBinding() {
 }
 
 /** Options read by this module; everything else goes to the native recorder. */
-const JS_ONLY_OPTIONS = new Set(['enabled', 'logger'])
+const JS_ONLY_OPTIONS = new Set(['enabled', 'logger', 'sdkV3'])
 
 function nativeOptions(options) {
   const result = {}
@@ -150,6 +152,15 @@ function acquireRecorder(options, logger) {
   }
 }
 
+/** Points the automatic v3 SDK instrumentation (./sdk-v3.js) at this recorder. */
+function recordSdkV3(recorder, logger) {
+  try {
+    sdkV3.instrumentSdkV3({ recorder })
+  } catch (error) {
+    warn(logger, `calls of the v3 SDK (@aws-sdk/*) are not recorded: ${error && error.message}`)
+  }
+}
+
 function invocationInfo(context, coldStart) {
   const info = { coldStart }
   const name = context?.functionName ?? process.env.AWS_LAMBDA_FUNCTION_NAME
@@ -211,6 +222,7 @@ function ApiCallRecorder(handler, options = {}) {
   // Bound now, at module load, so calls made during init are recorded too.
   const recorder = acquireRecorder(options, logger)
   if (!recorder) return handler
+  if (options.sdkV3 !== false) recordSdkV3(recorder, logger)
   let coldStart = true
   let reported = { skipped: 0, dropped: 0 }
 
@@ -266,3 +278,5 @@ module.exports = ApiCallRecorder
 module.exports.ApiCallRecorder = ApiCallRecorder
 module.exports.Recorder = Recorder
 module.exports.default = ApiCallRecorder
+module.exports.recorderPlugin = sdkV3.recorderPlugin
+module.exports.instrumentSdkV3 = sdkV3.instrumentSdkV3
