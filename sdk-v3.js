@@ -307,9 +307,8 @@ class Plugin {
       if (amzRequestId) event.XAmzRequestId = amzRequestId
       if (amzId2) event.XAmzId2 = amzId2
       if (error !== undefined) addException(event, error, status, '')
-      const retryHeader = /attempt=(\d+);\s*max=(\d+)/.exec(header(headers, 'amz-sdk-request') ?? '')
       const call = attempt.call
-      call.last = { region: event.Region, userAgent: event.UserAgent, status, retryHeader }
+      call.last = { region: event.Region, userAgent: event.UserAgent, status }
       counters.attempts++
       this.deliver(limitFields(event), call.target)
     } catch {
@@ -341,9 +340,10 @@ class Plugin {
       if (Number.isInteger(status)) event.FinalHttpStatusCode = status
       if (error !== undefined) {
         addException(event, error, status, 'Final')
-        const retryHeader = last?.retryHeader
-        const outOfAttempts = !retryHeader || Number(retryHeader[1]) >= Number(retryHeader[2])
-        if (outOfAttempts && isRetryable(error)) event.MaxRetriesExceeded = 1
+        // The SDK retries every retryable error while it has attempts (and retry quota) left, so a
+        // retryable final error means they ran out. The `amz-sdk-request` header's max is not a
+        // reliable count: it comes from the client's maxAttempts, not from a custom retryStrategy.
+        if (isRetryable(error)) event.MaxRetriesExceeded = 1
       }
       counters.calls++
       this.deliver(limitFields(event), call.target)

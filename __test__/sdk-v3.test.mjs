@@ -27,12 +27,15 @@ let moto, dir, recorder, AWS, sts3, s3v3, ddb3, ConfiguredRetryStrategy, plugin,
 let ApiCallRecorder, Recorder, closedPort, standIn, standInRequests = 0
 
 function startStandIn() {
-  const body =
+  const standInBody =
     '<ErrorResponse><Error><Type>Receiver</Type><Code>ServiceUnavailable</Code>' +
     `<Message>${STAND_IN_MESSAGE}</Message></Error><RequestId>${STAND_IN_REQUEST_ID}</RequestId></ErrorResponse>`
+  // On /long the message is 600 characters with an emoji (a surrogate pair) across the 512 cut.
+  const long = `${'x'.repeat(511)}😀${'y'.repeat(87)}`
   const server = http.createServer((request, response) => {
     standInRequests++
     request.resume()
+    const body = request.url.startsWith('/long') ? standInBody.replace(STAND_IN_MESSAGE, long) : standInBody
     request.on('end', () => {
       response.writeHead(503, {
         'content-type': 'text/xml',
@@ -434,6 +437,31 @@ test('without an in-process recorder, events go out as CSM datagrams and respect
   } finally {
     socket.close()
   }
+})
+
+test('a 600-character message is cut to 512 like v2, without splitting a surrogate pair', async () => {
+  const sink = tee()
+  recorder.takeRecords()
+  const sts = withPlugin(v3Client(sts3.STSClient, `${endpoints().standIn}/long`, { retryStrategy: new ConfiguredRetryStrategy(1) }), plugin({ recorder: sink }))
+  const error = await sts.send(new sts3.GetCallerIdentityCommand({})).catch((e) => e)
+  assert.equal(error.message.length, 600)
+  const records = await takeRecords(2)
+  // All of it reached the recorder: a lone surrogate would make the event invalid JSON text for it.
+  assert.deepEqual(records.map((r) => [r.Type, r.AwsExceptionMessage?.length ?? r.FinalAwsExceptionMessage.length]),
+    [['ApiCallAttempt', 511], ['ApiCall', 511]])
+  assert.equal(records[1].FinalAwsExceptionMessage, 'x'.repeat(511))
+  assert.deepEqual([records[1].AttemptCount, records[1].MaxRetriesExceeded], [1, 1])
+})
+
+test('ApiCallRecorder with sdkV3: false leaves v3 clients alone', async () => {
+  const before = sdkV3Stats()
+  const handler = ApiCallRecorder(async () => {
+    return (await v3Client(sts3.STSClient).send(new sts3.GetCallerIdentityCommand({}))).Account
+  }, { enabled: true, port: 0, sink: 'none', sdkV3: false, logger: memoryLogger() })
+  assert.equal(await handler({}, lambdaContext()), '123456789012')
+  const after = sdkV3Stats()
+  assert.equal(after.instrumenting, false)
+  assert.deepEqual([after.calls, after.attempts], [before.calls, before.attempts])
 })
 
 test('recorder: null sends datagrams even with a recorder in the process (here: to that recorder)', async () => {
