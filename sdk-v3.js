@@ -592,5 +592,4 @@ module.exports = {
   recorderPlugin,
   instrumentSdkV3,
   sdkV3Stats,
-  resolveCsmConfig,
 }
