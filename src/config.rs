@@ -262,6 +262,19 @@ impl RecorderConfig {
     }
 }
 
+/// A port given as a JS number: a whole number from 0 to 65535.
+pub fn port_from_number(value: f64) -> Result<u16, ConfigError> {
+    if value.fract() == 0.0 && (0.0..=f64::from(u16::MAX)).contains(&value) {
+        Ok(value as u16)
+    } else {
+        Err(invalid(
+            "port",
+            &value.to_string(),
+            "expected a port number 0-65535",
+        ))
+    }
+}
+
 fn file_sink(path: PathBuf, format: Option<OutputFormat>) -> SinkConfig {
     let format = format.unwrap_or_else(|| OutputFormat::for_path(&path));
     SinkConfig::File(path, format)
@@ -371,6 +384,15 @@ mod tests {
             ..Default::default()
         };
         assert!(RecorderConfig::resolve(options, env_of(&[])).is_err());
+    }
+
+    #[test]
+    fn ports_must_be_whole_numbers_in_range() {
+        assert_eq!(port_from_number(31000.0), Ok(31000));
+        assert_eq!(port_from_number(0.0), Ok(0));
+        for bad in [70000.0, -1.0, 1.5, f64::NAN] {
+            assert_eq!(port_from_number(bad).unwrap_err().name, "port");
+        }
     }
 
     #[test]

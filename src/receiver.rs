@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::buffer::RecordBuffer;
-use crate::csm::{ParseError, parse_datagram};
+use crate::csm::{ParseError, parse_datagram, repair_lone_surrogates};
 use crate::error::RecorderError;
 use crate::lambda::ContextTracker;
 use crate::record::Record;
@@ -38,13 +38,21 @@ impl Ingest {
     pub fn accept(&self, datagram: &[u8], now_ms: u64) {
         let stats = &self.stats;
         Stats::add(&stats.received, 1);
-        let event = match parse_datagram(datagram, self.keep_access_key) {
-            Ok(event) => event,
+        let json = match parse_datagram(datagram, self.keep_access_key) {
+            Ok(event) => serde_json::to_string(&event),
             Err(ParseError::Oversized { .. }) => return Stats::add(&stats.oversized, 1),
-            Err(_) => return Stats::add(&stats.malformed, 1),
+            // Rare: retried only when the datagram has a lone surrogate escape to repair.
+            Err(_) => match repair_lone_surrogates(datagram).and_then(|fixed| {
+                parse_datagram(&fixed, self.keep_access_key)
+                    .ok()
+                    .map(|e| serde_json::to_string(&e))
+            }) {
+                Some(json) => json,
+                None => return Stats::add(&stats.malformed, 1),
+            },
         };
+        let json = json.expect("a parsed event always serializes");
         Stats::add(&stats.parsed, 1);
-        let json = serde_json::to_string(&event).expect("a parsed event always serializes");
         let record = Record::new(json, self.contexts.current(), now_ms);
         if self.buffer.push(record).is_err() {
             Stats::add(&stats.dropped, 1);

@@ -263,7 +263,7 @@ async fn only_failed_entries_are_resent_after_partial_failure_and_throttling() {
     // The resends carried only what had failed: at most 3 + one whole batch (the throttled call) + 1.
     let resent = standin.resent();
     assert_eq!(delivery.retried as usize, resent);
-    assert!(resent >= 4 && resent <= 3 + 500 + 1, "resent {resent}");
+    assert!((4..=3 + 500 + 1).contains(&resent), "resent {resent}");
     let sent: usize = standin.requests().iter().map(|(n, _)| n).sum();
     assert!(sent < 1_200 + 505, "sent {sent} entries in all");
 }

@@ -11,7 +11,7 @@ pub struct RecorderOptions {
     /// Address to listen on. Env `AWS_CSM_HOST`. Default `127.0.0.1`.
     pub host: Option<String>,
     /// UDP port to listen on; 0 picks a free port. Env `AWS_CSM_PORT`. Default 31000.
-    pub port: Option<u32>,
+    pub port: Option<f64>,
     /// `firehose`, `file`, `stdout` or `none`. Env `API_CALL_RECORDER_SINK`. Default: firehose when a
     /// delivery stream is set, else file when a file is set, else stdout.
     pub sink: Option<String>,
@@ -33,12 +33,13 @@ pub struct RecorderOptions {
     pub flush_timeout_ms: Option<u32>,
 }
 
-impl From<RecorderOptions> for config::RecorderOptions {
-    fn from(o: RecorderOptions) -> Self {
-        config::RecorderOptions {
+impl TryFrom<RecorderOptions> for config::RecorderOptions {
+    type Error = config::ConfigError;
+
+    fn try_from(o: RecorderOptions) -> Result<Self, Self::Error> {
+        Ok(config::RecorderOptions {
             host: o.host,
-            // Out-of-range ports are left for the OS to refuse with a clear bind error.
-            port: o.port.map(|p| u16::try_from(p).unwrap_or(u16::MAX)),
+            port: o.port.map(config::port_from_number).transpose()?,
             sink: o.sink,
             file: o.file,
             format: o.format,
@@ -48,7 +49,7 @@ impl From<RecorderOptions> for config::RecorderOptions {
             max_buffered_bytes: o.max_buffered_bytes,
             drain_ms: o.drain_ms,
             flush_timeout_ms: o.flush_timeout_ms,
-        }
+        })
     }
 }
 

@@ -8,4 +8,4 @@ mod event;
 mod parse;
 
 pub use event::{CsmEvent, EventType, FIELDS, FieldKind};
-pub use parse::{MAX_EVENT_BYTES, ParseError, parse_datagram};
+pub use parse::{MAX_EVENT_BYTES, ParseError, parse_datagram, repair_lone_surrogates};

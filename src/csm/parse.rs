@@ -34,6 +34,41 @@ pub fn parse_datagram(bytes: &[u8], keep_access_key: bool) -> Result<CsmEvent<'_
     Ok(event)
 }
 
+/// Replaces `\uXXXX` escapes of unpaired UTF-16 surrogates with `\uFFFD`, or returns `None` when
+/// there are none. aws-sdk v2 cuts messages to 512 UTF-16 code units and can split an emoji in half;
+/// `JSON.stringify` then writes the lone half, which strict JSON parsers reject.
+pub fn repair_lone_surrogates(bytes: &[u8]) -> Option<Vec<u8>> {
+    fn escape_at(bytes: &[u8], at: usize) -> Option<u16> {
+        let hex = bytes.get(at..at + 6)?;
+        if hex[0] != b'\\' || hex[1] != b'u' {
+            return None;
+        }
+        u16::from_str_radix(std::str::from_utf8(&hex[2..]).ok()?, 16).ok()
+    }
+    let is_high = |u: u16| (0xD800..0xDC00).contains(&u);
+    let is_low = |u: u16| (0xDC00..0xE000).contains(&u);
+    let mut out: Option<Vec<u8>> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        match escape_at(bytes, i) {
+            Some(unit) if is_high(unit) && escape_at(bytes, i + 6).is_some_and(is_low) => i += 12,
+            Some(unit) if is_high(unit) || is_low(unit) => {
+                let repaired = out.get_or_insert_with(|| bytes.to_vec());
+                repaired[i..i + 6].copy_from_slice(b"\\ufffd");
+                i += 6;
+            }
+            // Any other escape, `\\` included, is two bytes or a whole `\uXXXX`; skip it.
+            Some(_) => i += 6,
+            None => i += 2,
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +154,27 @@ mod tests {
             parse_datagram(&oversized, true),
             Err(ParseError::Oversized { .. })
         ));
+    }
+
+    #[test]
+    fn lone_surrogates_are_replaced_and_pairs_kept() {
+        let cut = br#"{"Type":"ApiCall","FinalAwsExceptionMessage":"cut \ud83d","X":"\\ud83d \ud83d\ude00 \ude00"}"#;
+        assert!(parse_datagram(cut, true).is_err());
+        let repaired = repair_lone_surrogates(cut).unwrap();
+        let event = parse_datagram(&repaired, true).unwrap();
+        assert_eq!(
+            event.final_aws_exception_message.as_deref(),
+            Some("cut \u{fffd}")
+        );
+        let json = serde_json::to_string(&event).unwrap();
+        assert!(
+            json.contains(r#""X":"\\ud83d \ud83d\ude00 \ufffd""#),
+            "{json}"
+        );
+        assert_eq!(
+            repair_lone_surrogates(br#"{"a":"\ud83d\ude00 \\ud83d"}"#),
+            None
+        );
     }
 
     #[test]

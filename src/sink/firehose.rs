@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_firehose::Client;
+use aws_sdk_firehose::config::http::HttpResponse;
 use aws_sdk_firehose::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_firehose::primitives::Blob;
 use aws_sdk_firehose::types::Record as FirehoseRecord;
@@ -263,21 +264,17 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 /// Whether an error is worth retrying, and a message for it.
-fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
-    error: &SdkError<E, R>,
+fn classify<E: ProvideErrorMetadata + std::fmt::Debug>(
+    error: &SdkError<E, HttpResponse>,
 ) -> (bool, String) {
     match error {
         SdkError::ServiceError(service) => {
             let inner = service.err();
             let code = inner.code().unwrap_or("UnknownError");
             let message = format!("{code}: {}", inner.message().unwrap_or("no message"));
-            let retryable = matches!(
-                code,
-                "ServiceUnavailableException"
-                    | "ThrottlingException"
-                    | "InternalFailure"
-                    | "InternalServerError"
-            );
+            // Throttling comes as ServiceUnavailableException; any 5xx is the service's trouble.
+            let retryable = service.raw().status().is_server_error()
+                || matches!(code, "ServiceUnavailableException" | "ThrottlingException");
             (retryable, message)
         }
         SdkError::TimeoutError(_) => (true, "request timed out".into()),
