@@ -218,3 +218,21 @@ test('Recorder: start, stats, records, flush and stop, then the port is free aga
   assert.equal(again.start(), address)
   await again.stop()
 })
+
+test('options out of range are refused with ERR_RECORDER_CONFIG, not rounded', () => {
+  for (const port of [70000, -1, 1.5]) {
+    assert.throws(() => new Recorder({ port, sink: 'none' }), (e) => e.code === 'ERR_RECORDER_CONFIG' && /port/.test(e.message))
+  }
+})
+
+test('a message cut inside an emoji (a lone surrogate escape, as aws-sdk v2 sends it) is kept', async () => {
+  const recorder = new Recorder({ port: 0, sink: 'none' })
+  const port = Number(recorder.start().split(':')[1])
+  const message = `${'x'.repeat(511)}\ud83d`
+  await sendDatagrams(port, [JSON.stringify({ Type: 'ApiCall', Service: 'STS', Api: 'GetCallerIdentity', FinalAwsExceptionMessage: message })])
+  await recorder.flush({ drainMs: 20 })
+  const [record] = recorder.takeRecords()
+  assert.equal(record.FinalAwsExceptionMessage, `${'x'.repeat(511)}\ufffd`)
+  assert.equal(recorder.stats().malformed, 0)
+  await recorder.stop()
+})
