@@ -129,7 +129,7 @@ export async function ingestBench() {
       'met?': met(common ? cpuRatio <= 2 : null),
     },
     {
-      measure: 'peak RSS MiB (incl. records held during a step)',
+      measure: 'peak RSS MiB (addon: sink none keeps every record of the sweep)',
       addon: mib(results.addon.maxRssKb),
       'dgram design': mib(results.dgram.maxRssKb),
       'recvmmsg floor': mib(results.floor.maxRssKb),
