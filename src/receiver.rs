@@ -18,8 +18,10 @@ use crate::lambda::ContextTracker;
 use crate::record::Record;
 use crate::stats::Stats;
 
-/// Receive buffer: any UDP datagram fits, so an oversized one is seen whole and counted, never
-/// truncated into something that might parse.
+/// Receive buffer where datagrams are read one at a time: any UDP datagram fits, so an oversized one
+/// is seen whole and counted, never truncated into something that might parse. (With `recvmmsg` the
+/// kernel flags truncation instead.)
+#[cfg(not(target_os = "linux"))]
 const RECV_BUFFER_BYTES: usize = 64 * 1024;
 /// Kernel socket buffer requested, so bursts are not lost while the receiver is descheduled.
 pub const SOCKET_RCVBUF_BYTES: usize = 4 * 1024 * 1024;
@@ -57,6 +59,14 @@ impl Ingest {
         if self.buffer.push(record).is_err() {
             Stats::add(&stats.dropped, 1);
         }
+    }
+}
+
+impl Ingest {
+    /// Counts a datagram that was too large to read whole.
+    pub fn reject_oversized(&self) {
+        Stats::add(&self.stats.received, 1);
+        Stats::add(&self.stats.oversized, 1);
     }
 }
 
@@ -152,18 +162,18 @@ async fn receive_loop(
     cancel: CancellationToken,
     mut sweep_requests: mpsc::Receiver<oneshot::Sender<()>>,
 ) {
-    let mut buf = vec![0u8; RECV_BUFFER_BYTES];
+    let mut reader = DatagramReader::new();
     loop {
         tokio::select! {
             biased;
             () = cancel.cancelled() => {
-                read_queued(&socket, &mut buf, &ingest);
+                reader.read_queued(&socket, &ingest);
                 break;
             }
             Some(done) = sweep_requests.recv() => {
                 // Everything queued now, even past one wake-up's worth (bounded against a flood).
                 for _ in 0..MAX_SWEEP_WAKES {
-                    if read_queued(&socket, &mut buf, &ingest) < MAX_DATAGRAMS_PER_WAKE {
+                    if reader.read_queued(&socket, &ingest) < MAX_DATAGRAMS_PER_WAKE {
                         break;
                     }
                 }
@@ -171,7 +181,7 @@ async fn receive_loop(
             }
             ready = socket.readable() => {
                 if ready.is_ok() {
-                    read_queued(&socket, &mut buf, &ingest);
+                    reader.read_queued(&socket, &ingest);
                 }
             }
         }
@@ -183,17 +193,113 @@ const MAX_DATAGRAMS_PER_WAKE: usize = 4096;
 /// Bound on one sweep, so a flood cannot hold a flush forever (4096 × 64 datagrams).
 const MAX_SWEEP_WAKES: usize = 64;
 
-/// Reads until the socket would block, or `MAX_DATAGRAMS_PER_WAKE` datagrams (the rest stays queued
-/// and readiness stays set, so the loop comes straight back).
-/// Returns how many datagrams were read.
-fn read_queued(socket: &UdpSocket, buf: &mut [u8], ingest: &Ingest) -> usize {
-    let now_ms = epoch_millis();
-    for taken in 0..MAX_DATAGRAMS_PER_WAKE {
-        match socket.try_recv_from(buf) {
-            Ok((len, _peer)) => ingest.accept(&buf[..len], now_ms),
-            // WouldBlock: all taken. Other errors concern no datagram; readiness will report again.
-            Err(_) => return taken,
+/// Reads datagrams off the socket into the ingest, many per system call where the OS allows.
+struct DatagramReader {
+    /// `BATCH` slots of `SLOT_BYTES` (Linux) or one slot of `RECV_BUFFER_BYTES`.
+    buffers: Vec<u8>,
+}
+
+/// Datagrams per `recvmmsg` call.
+#[cfg(target_os = "linux")]
+const BATCH: usize = 64;
+/// One slot: a datagram over the CSM limit is seen as over it (longer, or truncated and flagged).
+#[cfg(target_os = "linux")]
+const SLOT_BYTES: usize = crate::csm::MAX_EVENT_BYTES + 1;
+
+impl DatagramReader {
+    fn new() -> Self {
+        #[cfg(target_os = "linux")]
+        let size = BATCH * SLOT_BYTES;
+        #[cfg(not(target_os = "linux"))]
+        let size = RECV_BUFFER_BYTES;
+        DatagramReader {
+            buffers: vec![0; size],
         }
     }
-    MAX_DATAGRAMS_PER_WAKE
+
+    /// Reads until the socket would block or `MAX_DATAGRAMS_PER_WAKE` datagrams were read (the rest
+    /// stays queued and readiness stays set, so the loop comes straight back). Returns the count.
+    fn read_queued(&mut self, socket: &UdpSocket, ingest: &Ingest) -> usize {
+        let now_ms = epoch_millis();
+        let mut taken = 0;
+        while taken < MAX_DATAGRAMS_PER_WAKE {
+            // WouldBlock: all taken. Other errors concern no datagram; readiness will report again.
+            match self.read_batch(socket, ingest, now_ms) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => taken += n,
+            }
+        }
+        taken
+    }
+
+    #[cfg(target_os = "linux")]
+    fn read_batch(
+        &mut self,
+        socket: &UdpSocket,
+        ingest: &Ingest,
+        now_ms: u64,
+    ) -> std::io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        let mut lengths = [(0usize, false); BATCH];
+        let count = socket.try_io(tokio::io::Interest::READABLE, || {
+            let mut iovecs: Vec<libc::iovec> = self
+                .buffers
+                .chunks_exact_mut(SLOT_BYTES)
+                .map(|slot| libc::iovec {
+                    iov_base: slot.as_mut_ptr().cast(),
+                    iov_len: SLOT_BYTES,
+                })
+                .collect();
+            // SAFETY: an all-zero mmsghdr is valid (null name and control, no iovecs yet).
+            let mut headers: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+            for (header, iovec) in headers.iter_mut().zip(iovecs.iter_mut()) {
+                header.msg_hdr.msg_iov = iovec;
+                header.msg_hdr.msg_iovlen = 1;
+            }
+            // SAFETY: every header points at one iovec over a distinct SLOT_BYTES slot of
+            // self.buffers, all of which outlive the call.
+            let received = unsafe {
+                libc::recvmmsg(
+                    socket.as_raw_fd(),
+                    headers.as_mut_ptr(),
+                    BATCH as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                )
+            };
+            if received < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let received = received as usize;
+            for (length, header) in lengths.iter_mut().zip(&headers[..received]) {
+                *length = (
+                    header.msg_len as usize,
+                    header.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+                );
+            }
+            Ok(received)
+        })?;
+        for (slot, &(length, truncated)) in
+            self.buffers.chunks_exact(SLOT_BYTES).zip(&lengths[..count])
+        {
+            if truncated {
+                ingest.reject_oversized();
+            } else {
+                ingest.accept(&slot[..length], now_ms);
+            }
+        }
+        Ok(count)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn read_batch(
+        &mut self,
+        socket: &UdpSocket,
+        ingest: &Ingest,
+        now_ms: u64,
+    ) -> std::io::Result<usize> {
+        let (length, _peer) = socket.try_recv_from(&mut self.buffers)?;
+        ingest.accept(&self.buffers[..length], now_ms);
+        Ok(1)
+    }
 }
