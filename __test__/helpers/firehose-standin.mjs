@@ -48,8 +48,9 @@ export async function startFirehoseStandIn() {
     reply(res, status, { __type: type, message })
   }
 
+  /** The canonical request of SigV4: the headers named in SignedHeaders, with their values. */
   function canonicalRequest(req) {
-    const signed = Object.keys(req.headers).sort()
+    const signed = (/SignedHeaders=([^,\s]+)/.exec(req.headers.authorization ?? '')?.[1] ?? '').split(';').filter(Boolean)
     return ['POST', '/', '', ...signed.map((name) => `${name}:${req.headers[name]}`), '', signed.join(';')].join('\n')
   }
 
