@@ -44,16 +44,35 @@ impl RecordBuffer {
 
     pub fn push(&self, record: Record) -> Result<(), BufferFull> {
         let mut inner = self.lock();
-        let size = record.size();
-        if inner.records.len() >= self.max_records || inner.bytes + size > self.max_bytes {
-            return Err(BufferFull {
+        if self.admit(&mut inner, record) {
+            Ok(())
+        } else {
+            Err(BufferFull {
                 records: inner.records.len(),
                 bytes: inner.bytes,
-            });
+            })
+        }
+    }
+
+    /// Pushes records in order under one lock; returns how many were refused for lack of room.
+    pub fn push_many(&self, records: Vec<Record>) -> usize {
+        let mut inner = self.lock();
+        records
+            .into_iter()
+            .map(|record| self.admit(&mut inner, record))
+            .filter(|admitted| !admitted)
+            .count()
+    }
+
+    /// Appends `record` if it fits under both caps.
+    fn admit(&self, inner: &mut Inner, record: Record) -> bool {
+        let size = record.size();
+        if inner.records.len() >= self.max_records || inner.bytes + size > self.max_bytes {
+            return false;
         }
         inner.bytes += size;
         inner.records.push_back(record);
-        Ok(())
+        true
     }
 
     /// Removes and returns everything buffered, oldest first.

@@ -12,9 +12,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::buffer::RecordBuffer;
-use crate::csm::{ParseError, parse_datagram, repair_lone_surrogates};
+use crate::csm::{CsmEvent, ParseError, parse_datagram, repair_lone_surrogates};
 use crate::error::RecorderError;
-use crate::lambda::ContextTracker;
+use crate::lambda::{ContextTracker, RecordContext};
 use crate::record::Record;
 use crate::stats::Stats;
 
@@ -38,28 +38,66 @@ pub struct Ingest {
 impl Ingest {
     /// Accepts one datagram received at `now_ms`.
     pub fn accept(&self, datagram: &[u8], now_ms: u64) {
+        let context = self.contexts.current();
+        if let Some(record) = self.to_record(datagram, now_ms, &context) {
+            self.store(vec![record]);
+        }
+    }
+
+    /// Parses and sanitizes one datagram into a record, counting the outcome.
+    fn to_record(
+        &self,
+        datagram: &[u8],
+        now_ms: u64,
+        context: &Arc<RecordContext>,
+    ) -> Option<Record> {
         let stats = &self.stats;
         Stats::add(&stats.received, 1);
         let json = match parse_datagram(datagram, self.keep_access_key) {
-            Ok(event) => serde_json::to_string(&event),
-            Err(ParseError::Oversized { .. }) => return Stats::add(&stats.oversized, 1),
+            Ok(event) => record_json(datagram, &event),
+            Err(ParseError::Oversized { .. }) => {
+                Stats::add(&stats.oversized, 1);
+                return None;
+            }
             // Rare: retried only when the datagram has a lone surrogate escape to repair.
             Err(_) => match repair_lone_surrogates(datagram).and_then(|fixed| {
                 parse_datagram(&fixed, self.keep_access_key)
                     .ok()
-                    .map(|e| serde_json::to_string(&e))
+                    .map(|e| record_json(&fixed, &e))
             }) {
                 Some(json) => json,
-                None => return Stats::add(&stats.malformed, 1),
+                None => {
+                    Stats::add(&stats.malformed, 1);
+                    return None;
+                }
             },
         };
-        let json = json.expect("a parsed event always serializes");
         Stats::add(&stats.parsed, 1);
-        let record = Record::new(json, self.contexts.current(), now_ms);
-        if self.buffer.push(record).is_err() {
-            Stats::add(&stats.dropped, 1);
+        Some(Record::new(json, context.clone(), now_ms))
+    }
+
+    /// Buffers records (one lock for all of them), counting what does not fit.
+    fn store(&self, records: Vec<Record>) {
+        let refused = self.buffer.push_many(records);
+        if refused > 0 {
+            Stats::add(&self.stats.dropped, refused as u64);
         }
     }
+}
+
+/// The record's JSON: the datagram itself when it is already a faithful, single-line object (the
+/// common case, which saves serializing again), else the event serialized anew.
+fn record_json(datagram: &[u8], event: &CsmEvent<'_>) -> String {
+    let single_object = datagram.first() == Some(&b'{')
+        && datagram.last() == Some(&b'}')
+        && !datagram.iter().any(|&b| b == b'\n' || b == b'\r');
+    if !event.altered
+        && single_object
+        && let Ok(text) = std::str::from_utf8(datagram)
+    {
+        return text.to_owned();
+    }
+    serde_json::to_string(event).expect("a parsed event always serializes")
 }
 
 impl Ingest {

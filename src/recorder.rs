@@ -146,7 +146,17 @@ impl Recorder {
 
     async fn drain(&self, drain: Duration) {
         if !drain.is_zero() {
-            tokio::time::sleep(drain).await;
+            // tokio's timer rounds up to whole milliseconds; the last one is slept precisely on a
+            // blocking thread, so a 25 ms drain takes 25 ms, not 26.
+            let until = Instant::now() + drain;
+            let coarse = drain.saturating_sub(Duration::from_millis(1));
+            if !coarse.is_zero() {
+                tokio::time::sleep(coarse).await;
+            }
+            let rest = until.saturating_duration_since(Instant::now());
+            if !rest.is_zero() {
+                let _ = tokio::task::spawn_blocking(move || std::thread::sleep(rest)).await;
+            }
         }
         let sweeper = self.lock_receiver().as_ref().map(Receiver::sweeper);
         if let Some(sweeper) = sweeper {

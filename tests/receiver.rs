@@ -200,3 +200,32 @@ fn stop_frees_the_port_and_a_second_bind_fails_while_running() {
     first.runtime().clone().block_on(first.stop());
     assert_eq!(second.start().unwrap(), addr);
 }
+
+#[test]
+fn clean_datagrams_are_kept_verbatim_and_altered_ones_rewritten() {
+    let recorder = recorder(RecorderOptions {
+        sink: Some("none".into()),
+        ..Default::default()
+    });
+    recorder.ingest(CALL);
+    recorder.ingest(ATTEMPT);
+    recorder.ingest(br#"{"Type":"ApiCall","Api":"First","Api":"Second"}"#);
+    recorder.ingest(br#"{"Type":"ApiCall","Region":null,"Session\u0054oken":"escaped-key"}"#);
+    recorder.ingest(b"{\"Type\":\"ApiCall\",\n\"Api\":\"X\"}");
+    let records = recorder.take_records_json();
+    let call = std::str::from_utf8(CALL).unwrap();
+    assert!(
+        records[0].starts_with(&call[..call.len() - 1]),
+        "verbatim: {}",
+        records[0]
+    );
+    assert!(!records[1].contains("SessionToken") && !records[1].contains("FAKESESSIONTOKEN"));
+    assert_eq!(records[2].matches("\"Api\"").count(), 1);
+    assert!(records[2].contains("Second"));
+    assert!(
+        !records[3].contains("Region") && !records[3].contains("escaped-key"),
+        "{}",
+        records[3]
+    );
+    assert!(!records[4].contains('\n'));
+}

@@ -49,6 +49,10 @@ macro_rules! csm_event {
             $( pub $field: csm_event!(@ty $kind), )*
             /// Fields this version does not know, in arrival order, as raw JSON.
             pub extra: Vec<(Cow<'a, str>, Cow<'a, RawValue>)>,
+            /// Parsing left something out or changed it (a session token, a dropped access key, a
+            /// repeated key, a null, a multi-line value): the datagram's own text is not a faithful
+            /// copy of this event, so it must be serialized anew.
+            pub altered: bool,
         }
 
         /// Every known field's JSON name and kind, `Type` first, in the order the recorder writes them.
@@ -76,7 +80,9 @@ macro_rules! csm_event {
                 match key {
                     $( $json => {
                         let value = csm_event!(@read map, $kind);
-                        self.$field = if !keep_access_key && $json == ACCESS_KEY { None } else { value };
+                        let dropped = !keep_access_key && $json == ACCESS_KEY;
+                        self.altered |= dropped || value.is_none() || self.$field.is_some();
+                        self.$field = if dropped { None } else { value };
                     } )*
                     _ => return Ok(false),
                 }
@@ -90,7 +96,7 @@ macro_rules! csm_event {
             }
 
             fn empty(event_type: EventType<'a>) -> Self {
-                CsmEvent { event_type, $( $field: None, )* extra: Vec::new() }
+                CsmEvent { event_type, $( $field: None, )* extra: Vec::new(), altered: false }
             }
         }
     };
@@ -184,6 +190,7 @@ impl<'de> Visitor<'de> for EventSeed {
         while let Some(key) = map.next_key::<CowStr<'de>>()? {
             let key = key.0;
             if key == "Type" {
+                event.altered |= seen_type;
                 let value: CowStr<'de> = map.next_value()?;
                 event.event_type = match value.0.as_ref() {
                     "ApiCall" => EventType::ApiCall,
@@ -194,10 +201,13 @@ impl<'de> Visitor<'de> for EventSeed {
             } else if key == SESSION_TOKEN {
                 // A live credential: skipped without ever being copied out of the datagram.
                 map.next_value::<IgnoredAny>()?;
+                event.altered = true;
             } else if !event.set_field(&key, &mut map, self.keep_access_key)? {
                 let raw: &'de RawValue = map.next_value()?;
                 let raw = compact_raw(raw).map_err(de::Error::custom)?;
+                event.altered |= matches!(raw, Cow::Owned(_));
                 if let Some(slot) = event.extra.iter_mut().find(|(name, _)| *name == key) {
+                    event.altered = true;
                     slot.1 = raw;
                 } else {
                     event.extra.push((key, raw));
