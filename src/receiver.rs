@@ -38,50 +38,52 @@ pub struct Ingest {
 impl Ingest {
     /// Accepts one datagram received at `now_ms`.
     pub fn accept(&self, datagram: &[u8], now_ms: u64) {
-        let context = self.contexts.current();
-        if let Some(record) = self.to_record(datagram, now_ms, &context) {
-            self.store(vec![record]);
-        }
+        self.accept_batch(std::iter::once(Some(datagram)), now_ms);
     }
 
-    /// Parses and sanitizes one datagram into a record, counting the outcome.
+    /// Accepts datagrams received together; `None` is one too large to read whole. Counters and the
+    /// buffer are updated once for the batch.
+    pub fn accept_batch<'a>(&self, datagrams: impl Iterator<Item = Option<&'a [u8]>>, now_ms: u64) {
+        let context = self.contexts.current();
+        let mut records = Vec::new();
+        let (mut received, mut oversized, mut malformed) = (0, 0, 0);
+        for datagram in datagrams {
+            received += 1;
+            match datagram.map(|d| self.to_record(d, now_ms, &context)) {
+                Some(Ok(record)) => records.push(record),
+                Some(Err(ParseError::Oversized { .. })) | None => oversized += 1,
+                Some(Err(_)) => malformed += 1,
+            }
+        }
+        let stats = &self.stats;
+        Stats::add(&stats.received, received);
+        Stats::add(&stats.parsed, records.len() as u64);
+        Stats::add(&stats.oversized, oversized);
+        Stats::add(&stats.malformed, malformed);
+        let refused = self.buffer.push_many(records);
+        Stats::add(&stats.dropped, refused as u64);
+    }
+
+    /// Parses and sanitizes one datagram into a record.
     fn to_record(
         &self,
         datagram: &[u8],
         now_ms: u64,
         context: &Arc<RecordContext>,
-    ) -> Option<Record> {
-        let stats = &self.stats;
-        Stats::add(&stats.received, 1);
+    ) -> Result<Record, ParseError> {
         let json = match parse_datagram(datagram, self.keep_access_key) {
             Ok(event) => record_json(datagram, &event),
-            Err(ParseError::Oversized { .. }) => {
-                Stats::add(&stats.oversized, 1);
-                return None;
-            }
+            Err(error @ ParseError::Oversized { .. }) => return Err(error),
             // Rare: retried only when the datagram has a lone surrogate escape to repair.
-            Err(_) => match repair_lone_surrogates(datagram).and_then(|fixed| {
-                parse_datagram(&fixed, self.keep_access_key)
-                    .ok()
-                    .map(|e| record_json(&fixed, &e))
-            }) {
-                Some(json) => json,
-                None => {
-                    Stats::add(&stats.malformed, 1);
-                    return None;
+            Err(error) => match repair_lone_surrogates(datagram) {
+                Some(fixed) => {
+                    let event = parse_datagram(&fixed, self.keep_access_key)?;
+                    record_json(&fixed, &event)
                 }
+                None => return Err(error),
             },
         };
-        Stats::add(&stats.parsed, 1);
-        Some(Record::new(json, context.clone(), now_ms))
-    }
-
-    /// Buffers records (one lock for all of them), counting what does not fit.
-    fn store(&self, records: Vec<Record>) {
-        let refused = self.buffer.push_many(records);
-        if refused > 0 {
-            Stats::add(&self.stats.dropped, refused as u64);
-        }
+        Ok(Record::new(json, context.clone(), now_ms))
     }
 }
 
@@ -98,14 +100,6 @@ fn record_json(datagram: &[u8], event: &CsmEvent<'_>) -> String {
         return text.to_owned();
     }
     serde_json::to_string(event).expect("a parsed event always serializes")
-}
-
-impl Ingest {
-    /// Counts a datagram that was too large to read whole.
-    pub fn reject_oversized(&self) {
-        Stats::add(&self.stats.received, 1);
-        Stats::add(&self.stats.oversized, 1);
-    }
 }
 
 pub fn epoch_millis() -> u64 {
@@ -317,15 +311,11 @@ impl DatagramReader {
             }
             Ok(received)
         })?;
-        for (slot, &(length, truncated)) in
-            self.buffers.chunks_exact(SLOT_BYTES).zip(&lengths[..count])
-        {
-            if truncated {
-                ingest.reject_oversized();
-            } else {
-                ingest.accept(&slot[..length], now_ms);
-            }
-        }
+        let datagrams = self.buffers.chunks_exact(SLOT_BYTES).zip(&lengths[..count]);
+        ingest.accept_batch(
+            datagrams.map(|(slot, &(length, truncated))| (!truncated).then(|| &slot[..length])),
+            now_ms,
+        );
         Ok(count)
     }
 
