@@ -3,6 +3,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { execFile, execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -233,6 +234,25 @@ test('the real SDK datagrams of the corpus all parse, and none keeps its session
   const tokens = corpus.map((d) => JSON.parse(d).SessionToken).filter(Boolean)
   const text = JSON.stringify(records)
   assert.deepEqual([...new Set(tokens)].filter((token) => text.includes(token)), [])
+})
+
+test('one datagram with a number beyond double range does not cost the other records of a CSV flush', async () => {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'acr-hostile-')), 'calls.csv')
+  try {
+    const { r, port } = recorder({ file, sink: 'file' })
+    await sendDatagrams(port, [validCall(1, 'ApiCall'), '{"Type":"ApiCall","Extra":1e400}', validCall(2, 'ApiCall')])
+    const report = await r.flush({ drainMs: 20 })
+    const stats = r.stats()
+    const kept = stats.parsed
+    // Either the odd datagram is refused as malformed, or it is written too: the valid calls always are.
+    assert.equal(stats.received, 3)
+    assert.deepEqual([report.records, report.delivered, report.failed], [kept, kept, 0], report.error ?? '')
+    const rows = fs.readFileSync(file, 'utf8').trim().split('\n')
+    assert.equal(rows.length, 1 + kept)
+    assert.ok(rows.some((row) => row.includes('valid-1')) && rows.some((row) => row.includes('valid-2')))
+  } finally {
+    fs.rmSync(path.dirname(file), { recursive: true, force: true })
+  }
 })
 
 test('binds to loopback by default; any other host is used only when asked, with a warning', async () => {
