@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the CSM datagram parser and the record writers for a bounded time.
 #
-#   scripts/fuzz.sh [SECONDS] [TARGET...]     (default: 60 seconds per target, both targets)
+#   scripts/fuzz.sh [SECONDS] [TARGET...]     (default: 60 seconds per target, all targets)
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz`). cargo-fuzz passes `-Z` flags to rustc; on a stable
 # toolchain RUSTC_BOOTSTRAP=1 allows them (a nightly toolchain works as is). Builds go to
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/../fuzz"
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(parse_datagram writers)
+[ ${#targets[@]} -gt 0 ] || targets=(parse_datagram writers ingest)
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-1}"
 export RUSTC_BOOTSTRAP="${RUSTC_BOOTSTRAP:-1}"
 
