@@ -27,9 +27,15 @@ export declare class NativeRecorder {
   ingest(eventJson: string): void
   /** Attributes records received from now on to this invocation; returns its id. */
   beginInvocation(info?: InvocationInfo | undefined | null): number
-  /** Drains `drainMs`, ends the invocation and delivers the buffer, within `timeoutMs`. */
+  /**
+   * Drains `drainMs`, ends the invocation and delivers the buffer. `timeoutMs` caps the whole call
+   * (drain included); the configured `flushTimeoutMs` bounds the delivery as well.
+   */
   finishInvocation(id: number, drainMs?: number | undefined | null, timeoutMs?: number | undefined | null): Promise<FlushReport>
-  /** Drains `drainMs`, then delivers the buffer, within `timeoutMs`. */
+  /**
+   * Drains `drainMs`, then delivers the buffer. `timeoutMs` caps the whole call (drain included);
+   * the configured `flushTimeoutMs` bounds the delivery as well.
+   */
   flush(drainMs?: number | undefined | null, timeoutMs?: number | undefined | null): Promise<FlushReport>
   stats(): RecorderStats
   /** Buffered records as a JSON array (parsed on the JS side in one call). */

@@ -121,7 +121,10 @@ export declare class Recorder {
   start(): string
   /** Takes in what is queued and closes the socket. Buffered records stay for `flush()`. */
   stop(): Promise<void>
-  /** Waits `drainMs` (default: the option) for late datagrams, then delivers the buffer to the sink. */
+  /**
+   * Waits `drainMs` (default: the option) for late datagrams, then delivers the buffer to the sink
+   * within `flushTimeoutMs`. `timeoutMs` caps the whole call, drain included.
+   */
   flush(options?: { drainMs?: number; timeoutMs?: number }): Promise<FlushReport>
   /** Counters since the recorder was created. */
   stats(): RecorderStats

@@ -70,7 +70,8 @@ impl NativeRecorder {
         self.inner.begin_invocation(info.unwrap_or_default().into()) as u32
     }
 
-    /// Drains `drainMs`, ends the invocation and delivers the buffer, within `timeoutMs`.
+    /// Drains `drainMs`, ends the invocation and delivers the buffer. `timeoutMs` caps the whole call
+    /// (drain included); the configured `flushTimeoutMs` bounds the delivery as well.
     #[napi]
     pub async fn finish_invocation(
         &self,
@@ -88,7 +89,8 @@ impl NativeRecorder {
         Ok(report.into())
     }
 
-    /// Drains `drainMs`, then delivers the buffer, within `timeoutMs`.
+    /// Drains `drainMs`, then delivers the buffer. `timeoutMs` caps the whole call (drain included);
+    /// the configured `flushTimeoutMs` bounds the delivery as well.
     #[napi]
     pub async fn flush(
         &self,
@@ -154,15 +156,18 @@ impl NativeRecorder {
 }
 
 impl NativeRecorder {
+    /// The drain, then delivery within the configured flush timeout; `timeout_ms`, when given, caps
+    /// the whole of it (drain included), as the Lambda deadline does.
     fn flush_options(&self, drain_ms: Option<u32>, timeout_ms: Option<u32>) -> FlushOptions {
         let config = self.inner.config();
-        let drain = drain_ms.map_or(config.drain, |ms| Duration::from_millis(ms.into()));
-        let timeout =
-            timeout_ms.map_or(config.flush_timeout, |ms| Duration::from_millis(ms.into()));
-        FlushOptions {
-            drain,
-            deadline: Instant::now() + drain + timeout,
+        let now = Instant::now();
+        let mut drain = drain_ms.map_or(config.drain, |ms| Duration::from_millis(ms.into()));
+        let mut deadline = now + drain + config.flush_timeout;
+        if let Some(cap) = timeout_ms.map(|ms| Duration::from_millis(ms.into())) {
+            drain = drain.min(cap);
+            deadline = deadline.min(now + cap);
         }
+        FlushOptions { drain, deadline }
     }
 }
 

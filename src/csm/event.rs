@@ -237,8 +237,12 @@ impl Serialize for CsmEvent<'_> {
 /// limit (raw values skip it) and multi-line ones are compacted, which JSON Lines output needs.
 fn compact_raw(raw: &RawValue) -> Result<Cow<'_, RawValue>, serde_json::Error> {
     let text = raw.get();
-    let nested = text.starts_with(['[', '{']);
-    if !nested && !text.contains(['\n', '\r']) {
+    // Containers are checked for depth; numbers for range (a raw value skips both checks, and a
+    // number no JSON reader can hold would break every consumer of the record).
+    let checked = text.starts_with([
+        '[', '{', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9',
+    ]);
+    if !checked && !text.contains(['\n', '\r']) {
         return Ok(Cow::Borrowed(raw));
     }
     let value: serde_json::Value = serde_json::from_str(text)?;

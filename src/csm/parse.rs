@@ -139,6 +139,8 @@ mod tests {
             b"{\"Type\":\"ApiCall\",\"Latency\":\"slow\"}",
             b"{\"Type\":\"ApiCall\",\"Service\":42}",
             b"{\"Type\":\"ApiCall\",\"Latency\":1e400}",
+            b"{\"Type\":\"ApiCall\",\"Unknown\":1e400}",
+            b"{\"Type\":\"ApiCall\",\"Unknown\":[-1e999]}",
             b"{\"Type\":\"ApiCall\",\"Latency\":18446744073709551616}",
             b"{\"Type\":\"ApiCall\"} trailing",
             b"{\"Type\":\"Api\xffCall\"}",

@@ -206,6 +206,8 @@ async fn send_batch(
             Ok(Ok(response)) => {
                 if response.failed_put_count() == 0 {
                     outcome.delivered += pending.len() as u64;
+                    // Earlier attempts' errors were overcome: nothing to report.
+                    outcome.error = None;
                     return outcome;
                 }
                 // Keep exactly the entries whose response carries an error code, in order.
@@ -271,7 +273,10 @@ fn classify<E: ProvideErrorMetadata + std::fmt::Debug>(
         SdkError::ServiceError(service) => {
             let inner = service.err();
             let code = inner.code().unwrap_or("UnknownError");
-            let message = format!("{code}: {}", inner.message().unwrap_or("no message"));
+            let message = format!(
+                "{code}: {}",
+                redact(inner.message().unwrap_or("no message"))
+            );
             // Throttling comes as ServiceUnavailableException; any 5xx is the service's trouble.
             let retryable = service.raw().status().is_server_error()
                 || matches!(code, "ServiceUnavailableException" | "ThrottlingException");
@@ -285,6 +290,18 @@ fn classify<E: ProvideErrorMetadata + std::fmt::Debug>(
         }
         _ => (false, "unexpected SDK error".into()),
     }
+}
+
+/// The first line of a service error message, without credentials. Signature errors append the
+/// canonical request on later lines, and that lists `x-amz-security-token` with its value.
+fn redact(message: &str) -> String {
+    let mut line = message.lines().next().unwrap_or("").to_owned();
+    for name in ["AWS_SESSION_TOKEN", "AWS_SECRET_ACCESS_KEY"] {
+        if let Some(secret) = std::env::var(name).ok().filter(|s| s.len() >= 8) {
+            line = line.replace(&secret, "[redacted]");
+        }
+    }
+    line
 }
 
 /// Builds the client from the environment without blocking on IMDS: the region must come from
