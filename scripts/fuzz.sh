@@ -27,15 +27,16 @@ status=0
 for target in "${targets[@]}"; do
   mkdir -p "corpus/$target" "artifacts/$target"
   before=$(find "artifacts/$target" -type f | wc -l)
+  failed=0
   echo "== fuzz $target for ${seconds}s"
   # -rss_limit_mb and -max_len bound the run: a CSM datagram is at most 64 KiB on the wire.
   if ! cargo fuzz run "$target" "corpus/$target" seeds -- \
       -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
       -artifact_prefix="artifacts/$target/" -print_final_stats=1 "${keep_going[@]}"; then
-    status=1
+    failed=1
   fi
   after=$(find "artifacts/$target" -type f | wc -l)
-  if [ "$status" != 0 ] || [ "$after" -gt "$before" ]; then
+  if [ "$failed" != 0 ] || [ "$after" -gt "$before" ]; then
     echo "!! $target: $((after - before)) new crash inputs in fuzz/artifacts/$target/" >&2
     status=1
   fi
