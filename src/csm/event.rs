@@ -37,6 +37,25 @@ impl EventType<'_> {
 /// The credential field that must never be stored: it is read past, not into, the model.
 const SESSION_TOKEN: &str = "SessionToken";
 
+/// Names the recorder adds to every record (see [`crate::record::Record`]). A datagram's own field
+/// by one of these names, or by any known field's name in other letter case, is dropped: it would
+/// give the record two keys that case-insensitive readers such as Athena's JSON SerDe take as one.
+pub const RECORDER_FIELDS: &[&str] = &[
+    "functionName",
+    "functionVersion",
+    "awsRequestId",
+    "phase",
+    "coldStart",
+    "recordedAt",
+];
+
+fn is_reserved(key: &str) -> bool {
+    RECORDER_FIELDS
+        .iter()
+        .chain(FIELDS.iter().map(|(name, _)| name))
+        .any(|name| name.eq_ignore_ascii_case(key))
+}
+
 /// The access key id: not a secret, kept unless the recorder is told to drop it.
 const ACCESS_KEY: &str = "AccessKey";
 
@@ -202,7 +221,12 @@ impl<'de> Visitor<'de> for EventSeed {
                 // A live credential: skipped without ever being copied out of the datagram.
                 map.next_value::<IgnoredAny>()?;
                 event.altered = true;
-            } else if !event.set_field(&key, &mut map, self.keep_access_key)? {
+            } else if event.set_field(&key, &mut map, self.keep_access_key)? {
+                // A known field, stored.
+            } else if is_reserved(&key) {
+                map.next_value::<IgnoredAny>()?;
+                event.altered = true;
+            } else {
                 let raw: &'de RawValue = map.next_value()?;
                 let raw = compact_raw(raw).map_err(de::Error::custom)?;
                 event.altered |= matches!(raw, Cow::Owned(_));

@@ -7,5 +7,5 @@
 mod event;
 mod parse;
 
-pub use event::{CsmEvent, EventType, FIELDS, FieldKind};
+pub use event::{CsmEvent, EventType, FIELDS, FieldKind, RECORDER_FIELDS};
 pub use parse::{MAX_EVENT_BYTES, ParseError, parse_datagram, repair_lone_surrogates};

@@ -91,6 +91,20 @@ mod tests {
     }
 
     #[test]
+    fn fields_named_like_the_recorders_or_a_known_one_in_other_case_are_dropped() {
+        let event = parse_datagram(
+            br#"{"Type":"ApiCall","phase":"x","RecordedAt":1,"service":"s3","Service":"S3","Custom":1}"#,
+            true,
+        )
+        .unwrap();
+        assert!(event.altered);
+        assert_eq!(
+            serde_json::to_string(&event).unwrap(),
+            r#"{"Type":"ApiCall","Service":"S3","Custom":1}"#
+        );
+    }
+
+    #[test]
     fn access_key_can_be_dropped() {
         let bytes = br#"{"Type":"ApiCallAttempt","AccessKey":"AKIAEXAMPLE"}"#;
         assert_eq!(
