@@ -6,7 +6,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { createRequire } from 'node:module'
-import { startMoto, FAKE_CREDENTIALS } from './helpers/moto.mjs'
+import { startMoto, FAKE_CREDENTIALS, sdkV2CsmEnv } from './helpers/moto.mjs'
 import { freeUdpPort, sendDatagrams } from './helpers/ports.mjs'
 import { lambdaContext, memoryLogger } from './helpers/lambda.mjs'
 import { createDeliveryStream, deliveredRecords } from './helpers/firehose.mjs'
@@ -18,14 +18,7 @@ let moto, AWS, ApiCallRecorder, Recorder, dir, s3
 before(async () => {
   moto = await startMoto()
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'acr-fh-'))
-  Object.assign(process.env, FAKE_CREDENTIALS, {
-    AWS_CSM_ENABLED: 'true',
-    AWS_CSM_PORT: String(await freeUdpPort()),
-    AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE: '1',
-    AWS_CONFIG_FILE: path.join(dir, 'none'),
-    AWS_SHARED_CREDENTIALS_FILE: path.join(dir, 'none'),
-    AWS_ENDPOINT_URL_FIREHOSE: moto.endpoint,
-  })
+  Object.assign(process.env, await sdkV2CsmEnv(dir, { AWS_ENDPOINT_URL_FIREHOSE: moto.endpoint }))
   AWS = require('aws-sdk')
   ;({ ApiCallRecorder, Recorder } = require('../index.js'))
   ;({ s3 } = await createDeliveryStream(AWS, moto.endpoint, { bucket: 'recordings', stream: 'api-calls' }))

@@ -15,7 +15,7 @@ import { execFile } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { promisify } from 'node:util'
 import { fileURLToPath } from 'node:url'
-import { startMoto, FAKE_CREDENTIALS } from './helpers/moto.mjs'
+import { startMoto, FAKE_CREDENTIALS, sdkV2CsmEnv } from './helpers/moto.mjs'
 import { freeUdpPort } from './helpers/ports.mjs'
 import { lambdaContext, memoryLogger } from './helpers/lambda.mjs'
 import { readJsonl } from './helpers/records.mjs'
@@ -32,13 +32,7 @@ const leaks = leakScanner()
 before(async () => {
   moto = await startMoto()
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'acr-load-'))
-  Object.assign(process.env, FAKE_CREDENTIALS, {
-    AWS_CSM_ENABLED: 'true',
-    AWS_CSM_PORT: String(await freeUdpPort()),
-    AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE: '1',
-    AWS_CONFIG_FILE: path.join(dir, 'none'),
-    AWS_SHARED_CREDENTIALS_FILE: path.join(dir, 'none'),
-  })
+  Object.assign(process.env, await sdkV2CsmEnv(dir))
   AWS = require('aws-sdk')
   ApiCallRecorder = require('../index.js')
 })

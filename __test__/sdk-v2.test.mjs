@@ -5,7 +5,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { createRequire } from 'node:module'
-import { startMoto, FAKE_CREDENTIALS } from './helpers/moto.mjs'
+import { startMoto, FAKE_CREDENTIALS, sdkV2CsmEnv } from './helpers/moto.mjs'
 import { freeUdpPort, freeTcpPort } from './helpers/ports.mjs'
 import { lambdaContext, memoryLogger } from './helpers/lambda.mjs'
 import { readJsonl, onlyCall, assertNoSecrets } from './helpers/records.mjs'
@@ -19,13 +19,7 @@ before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'acr-v2-'))
   file = path.join(dir, 'calls.jsonl')
   // aws-sdk v2 reads its CSM settings once, when it is required.
-  Object.assign(process.env, FAKE_CREDENTIALS, {
-    AWS_CSM_ENABLED: 'true',
-    AWS_CSM_PORT: String(await freeUdpPort()),
-    AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE: '1',
-    AWS_CONFIG_FILE: path.join(dir, 'none'),
-    AWS_SHARED_CREDENTIALS_FILE: path.join(dir, 'none'),
-  })
+  Object.assign(process.env, await sdkV2CsmEnv(dir))
   AWS = require('aws-sdk')
   ApiCallRecorder = require('../index.js')
 })

@@ -1,6 +1,7 @@
 // Starts a real moto server on loopback for a test file, and stops it afterwards.
 import { spawn } from 'node:child_process'
-import { freeTcpPort } from './ports.mjs'
+import path from 'node:path'
+import { freeTcpPort, freeUdpPort } from './ports.mjs'
 
 const READY_TIMEOUT_MS = 60_000
 
@@ -47,5 +48,22 @@ export async function startMoto() {
       await exited
       clearTimeout(timer)
     },
+  }
+}
+
+/**
+ * Environment for aws-sdk v2 with Client-Side Monitoring on, sending to a free port: the fake
+ * credentials, and no user config files (under `dir`, which need not exist). aws-sdk v2 reads it
+ * once, when it is first required, so assign it to process.env before that.
+ */
+export async function sdkV2CsmEnv(dir, extra = {}) {
+  return {
+    ...FAKE_CREDENTIALS,
+    AWS_CSM_ENABLED: 'true',
+    AWS_CSM_PORT: String(await freeUdpPort()),
+    AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE: '1',
+    AWS_CONFIG_FILE: path.join(dir, 'none'),
+    AWS_SHARED_CREDENTIALS_FILE: path.join(dir, 'none'),
+    ...extra,
   }
 }

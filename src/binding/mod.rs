@@ -48,12 +48,8 @@ impl NativeRecorder {
     /// Takes in what is queued, then closes the socket.
     #[napi]
     pub async fn stop(&self) -> Result<()> {
-        let inner = self.inner.clone();
-        let runtime = inner.runtime().clone();
-        runtime
-            .spawn(async move { inner.stop().await })
+        self.on_runtime(|inner| async move { inner.stop().await })
             .await
-            .map_err(join_error)
     }
 
     /// Takes in one CSM event produced in this process (the v3 SDK plugin), exactly as if it had
@@ -80,12 +76,11 @@ impl NativeRecorder {
         timeout_ms: Option<u32>,
     ) -> Result<FlushReport> {
         let options = self.flush_options(drain_ms, timeout_ms);
-        let inner = self.inner.clone();
-        let runtime = inner.runtime().clone();
-        let report = runtime
-            .spawn(async move { inner.finish_invocation(u64::from(id), options).await })
-            .await
-            .map_err(join_error)?;
+        let report = self
+            .on_runtime(
+                |inner| async move { inner.finish_invocation(u64::from(id), options).await },
+            )
+            .await?;
         Ok(report.into())
     }
 
@@ -98,12 +93,9 @@ impl NativeRecorder {
         timeout_ms: Option<u32>,
     ) -> Result<FlushReport> {
         let options = self.flush_options(drain_ms, timeout_ms);
-        let inner = self.inner.clone();
-        let runtime = inner.runtime().clone();
-        let report = runtime
-            .spawn(async move { inner.flush(options).await })
-            .await
-            .map_err(join_error)?;
+        let report = self
+            .on_runtime(|inner| async move { inner.flush(options).await })
+            .await?;
         Ok(report.into())
     }
 
@@ -156,6 +148,18 @@ impl NativeRecorder {
 }
 
 impl NativeRecorder {
+    /// Runs `work` on the recorder's own runtime (where its socket and timers live) and awaits it
+    /// from napi's.
+    async fn on_runtime<F, T>(&self, work: impl FnOnce(Arc<Recorder>) -> F) -> Result<T>
+    where
+        F: std::future::Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let inner = self.inner.clone();
+        let runtime = inner.runtime().clone();
+        runtime.spawn(work(inner)).await.map_err(join_error)
+    }
+
     /// The drain, then delivery within the configured flush timeout; `timeout_ms`, when given, caps
     /// the whole of it (drain included), as the Lambda deadline does.
     fn flush_options(&self, drain_ms: Option<u32>, timeout_ms: Option<u32>) -> FlushOptions {
