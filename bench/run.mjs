@@ -15,6 +15,7 @@ import { memoryBench } from './suites/memory.mjs'
 const RUN_TIMEOUT_MS = 8 * 60_000
 const V3_BENCH = path.join(BENCH_DIR, 'sdk-v3-overhead.mjs')
 const V3_CALLS = 300
+const FLUSH_BENCH = path.join(BENCH_DIR, 'flush.mjs')
 
 const SUITES = {
   ingest: {
@@ -71,6 +72,14 @@ const SUITES = {
         return null
       }
       const out = await run(process.execPath, [V3_BENCH, String(V3_CALLS)], { timeoutMs: 150_000, group: true })
+      process.stdout.write(out)
+      return out
+    },
+  },
+  flush: {
+    title: '7. Firehose flush throughput: 100, 1,000 and 10,000 records to moto (bench/flush.mjs)',
+    async run() {
+      const out = await run(process.execPath, [FLUSH_BENCH, '5'], { timeoutMs: 120_000, group: true })
       process.stdout.write(out)
       return out
     },
