@@ -7,6 +7,9 @@
 //! key nested inside an unknown field's value is part of that value and is kept as sent: the SDKs
 //! never nest anything, and the recorder does not rewrite values it does not know.
 
+mod support;
+use support::top_level_keys;
+
 use std::sync::Arc;
 
 use aws_api_call_recorder::csm::{FIELDS, FieldKind, MAX_EVENT_BYTES, ParseError, parse_datagram};
@@ -236,30 +239,6 @@ prop_compose! {
 
 fn object(json: &str) -> Map<String, Value> {
     serde_json::from_str(json).unwrap_or_else(|e| panic!("not a JSON object ({e}): {json}"))
-}
-
-/// Top-level keys in order, duplicates included (serde_json's `Map` would hide duplicates).
-fn top_level_keys(json: &str) -> Vec<String> {
-    struct Keys;
-    impl<'de> serde::de::Visitor<'de> for Keys {
-        type Value = Vec<String>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("an object")
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(
-            self,
-            mut map: A,
-        ) -> Result<Self::Value, A::Error> {
-            let mut keys = Vec::new();
-            while let Some(key) = map.next_key::<String>()? {
-                map.next_value::<serde::de::IgnoredAny>()?;
-                keys.push(key);
-            }
-            Ok(keys)
-        }
-    }
-    let mut de = serde_json::Deserializer::from_str(json);
-    serde::Deserializer::deserialize_map(&mut de, Keys).expect("an object")
 }
 
 fn record(event_json: String, info: InvocationInfo) -> Record {

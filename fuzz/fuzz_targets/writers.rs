@@ -3,6 +3,10 @@
 //! width; any text given to the CSV writer is either written or refused, never a panic.
 #![no_main]
 
+#[path = "../../tests/support/mod.rs"]
+mod support;
+use support::top_level_keys;
+
 use std::sync::Arc;
 
 use aws_api_call_recorder::csm::parse_datagram;
@@ -20,30 +24,6 @@ fn parts(data: &[u8]) -> (&[u8], Vec<String>) {
         .map(|s| String::from_utf8_lossy(s).into_owned())
         .collect();
     (datagram, rest)
-}
-
-/// The top-level keys of a JSON object, in order, duplicates included.
-fn top_level_keys(json: &str) -> Vec<String> {
-    struct Keys;
-    impl<'de> serde::de::Visitor<'de> for Keys {
-        type Value = Vec<String>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("an object")
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(
-            self,
-            mut map: A,
-        ) -> Result<Self::Value, A::Error> {
-            let mut keys = Vec::new();
-            while let Some(key) = map.next_key::<String>()? {
-                map.next_value::<serde::de::IgnoredAny>()?;
-                keys.push(key);
-            }
-            Ok(keys)
-        }
-    }
-    let mut de = serde_json::Deserializer::from_str(json);
-    serde::Deserializer::deserialize_map(&mut de, Keys).expect("an object")
 }
 
 fn csv_rows(out: &[u8]) -> Vec<csv::StringRecord> {
