@@ -116,6 +116,11 @@ export interface RecorderOptions {
   drainMs?: number
   /** Upper bound on one flush, in milliseconds. Env `API_CALL_RECORDER_FLUSH_TIMEOUT_MS`. Default 10000. */
   flushTimeoutMs?: number
+  /**
+   * Mark records received before the first invocation `phase: "init"`. Default: true inside
+   * Lambda (`AWS_LAMBDA_FUNCTION_NAME` set) and under `ApiCallRecorder`, else false (no phase).
+   */
+  initPhase?: boolean
 }
 
 /** Counters since the recorder was created. */

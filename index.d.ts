@@ -96,6 +96,13 @@ export interface RecorderOptions {
    */
   sdkV3?: boolean
   /**
+   * Mark records received before the first invocation `phase: 'init'`. `ApiCallRecorder` always
+   * does; a plain `Recorder` does only inside Lambda, and its records otherwise carry no phase
+   * until `beginInvocation` is called.
+   * @default true inside Lambda (`AWS_LAMBDA_FUNCTION_NAME` set), else false
+   */
+  initPhase?: boolean
+  /**
    * Where warnings go. The recorder never throws into the handler; it warns instead.
    * @default console
    */
@@ -185,8 +192,8 @@ export interface ApiCallRecord {
   functionName?: string
   functionVersion?: string
   awsRequestId?: string
-  /** `init` before the first invocation began, `invoke` after. */
-  phase: 'init' | 'invoke'
+  /** `init` before the first invocation began, `invoke` after; absent outside Lambda's life cycle. */
+  phase?: 'init' | 'invoke'
   coldStart?: boolean
   /** Epoch milliseconds when the recorder received the event. */
   recordedAt: number

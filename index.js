@@ -138,7 +138,8 @@ const running = new Map()
 function acquireRecorder(options, logger) {
   let recorder
   try {
-    recorder = new Recorder({ ...options, logger })
+    // Calls made before the first invocation are the function's init phase.
+    recorder = new Recorder({ ...options, logger, initPhase: true })
     const key = recorder.bindAddress
     const shared = running.get(key)
     if (shared && !key.endsWith(':0')) return shared

@@ -48,6 +48,8 @@ pub struct RecorderOptions {
     pub max_buffered_bytes: Option<u32>,
     pub drain_ms: Option<u32>,
     pub flush_timeout_ms: Option<u32>,
+    /// Mark records received before the first invocation `phase: "init"`.
+    pub init_phase: Option<bool>,
 }
 
 /// Where records go.
@@ -86,6 +88,9 @@ pub struct RecorderConfig {
     pub flush_timeout: Duration,
     /// The function as known before any invocation (Lambda sets these variables at init).
     pub init_info: InvocationInfo,
+    /// Records received before the first invocation are marked `init` (inside Lambda, or when the
+    /// Lambda wrapper asks); otherwise they carry no phase.
+    pub init_phase: bool,
     /// Things the caller should be told about the configuration (it still works).
     pub warnings: Vec<String>,
 }
@@ -243,6 +248,16 @@ impl RecorderConfig {
             DEFAULT_FLUSH_TIMEOUT.as_millis() as usize,
         )?;
 
+        let init_info = InvocationInfo {
+            function_name: env(env::LAMBDA_FUNCTION_NAME),
+            function_version: env(env::LAMBDA_FUNCTION_VERSION),
+            aws_request_id: None,
+            cold_start: None,
+        };
+        let init_phase = options
+            .init_phase
+            .unwrap_or(init_info.function_name.is_some());
+
         Ok(RecorderConfig {
             bind_addr,
             sink,
@@ -251,12 +266,8 @@ impl RecorderConfig {
             max_buffered_bytes,
             drain: Duration::from_millis(drain_ms as u64),
             flush_timeout: Duration::from_millis(flush_timeout_ms as u64),
-            init_info: InvocationInfo {
-                function_name: env(env::LAMBDA_FUNCTION_NAME),
-                function_version: env(env::LAMBDA_FUNCTION_VERSION),
-                aws_request_id: None,
-                cold_start: None,
-            },
+            init_info,
+            init_phase,
             warnings,
         })
     }

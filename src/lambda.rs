@@ -35,7 +35,8 @@ pub struct InvocationInfo {
 /// The context attached to every record received under it. Shared by all of those records.
 #[derive(Debug, PartialEq, Eq)]
 pub struct RecordContext {
-    pub phase: Phase,
+    /// `None` for records outside any Lambda life cycle (a plain `Recorder`, the command line).
+    pub phase: Option<Phase>,
     pub info: InvocationInfo,
     /// The context's fields as a JSON object body (`"functionName":"f",...`), written once.
     json_fields: String,
@@ -50,13 +51,23 @@ struct ContextFields<'a> {
     function_version: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     aws_request_id: Option<&'a str>,
-    phase: Phase,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    phase: Option<Phase>,
     #[serde(skip_serializing_if = "Option::is_none")]
     cold_start: Option<bool>,
 }
 
 impl RecordContext {
     pub fn new(phase: Phase, info: InvocationInfo) -> Self {
+        Self::with_phase(Some(phase), info)
+    }
+
+    /// A context with no phase: nothing in a Lambda life cycle to attribute records to.
+    pub fn without_phase(info: InvocationInfo) -> Self {
+        Self::with_phase(None, info)
+    }
+
+    fn with_phase(phase: Option<Phase>, info: InvocationInfo) -> Self {
         let fields = ContextFields {
             function_name: info.function_name.as_deref(),
             function_version: info.function_version.as_deref(),
@@ -73,7 +84,7 @@ impl RecordContext {
         }
     }
 
-    /// `"functionName":"f","phase":"invoke",...` without braces; never empty (phase is always there).
+    /// `"functionName":"f","phase":"invoke",...` without braces; empty when there is nothing to add.
     pub fn json_fields(&self) -> &str {
         &self.json_fields
     }
@@ -98,11 +109,18 @@ struct TrackerState {
 }
 
 impl ContextTracker {
-    /// `init_info` describes the function before any invocation (from the Lambda environment variables).
-    pub fn new(init_info: InvocationInfo) -> Self {
+    /// `init_info` describes the function before any invocation (from the Lambda environment
+    /// variables); `init_phase` marks records received before the first invocation `init` (under
+    /// the Lambda wrapper) rather than leaving them without a phase (a plain recorder).
+    pub fn new(init_info: InvocationInfo, init_phase: bool) -> Self {
+        let initial = if init_phase {
+            RecordContext::new(Phase::Init, init_info)
+        } else {
+            RecordContext::without_phase(init_info)
+        };
         ContextTracker {
             state: Mutex::new(TrackerState {
-                current: Arc::new(RecordContext::new(Phase::Init, init_info)),
+                current: Arc::new(initial),
                 active: Vec::new(),
                 next_id: 1,
             }),
@@ -145,6 +163,15 @@ impl ContextTracker {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_plain_recorder_leaves_the_phase_out_until_an_invocation_begins() {
+        let tracker = ContextTracker::new(InvocationInfo::default(), false);
+        assert_eq!(tracker.current().phase, None);
+        assert_eq!(tracker.current().json_fields(), "");
+        tracker.begin(InvocationInfo::default());
+        assert_eq!(tracker.current().json_fields(), r#""phase":"invoke""#);
+    }
+
     fn info(id: &str) -> InvocationInfo {
         InvocationInfo {
             aws_request_id: Some(id.into()),
@@ -154,11 +181,14 @@ mod tests {
 
     #[test]
     fn attributes_to_latest_running_invocation() {
-        let tracker = ContextTracker::new(InvocationInfo {
-            function_name: Some("fn".into()),
-            ..Default::default()
-        });
-        assert_eq!(tracker.current().phase, Phase::Init);
+        let tracker = ContextTracker::new(
+            InvocationInfo {
+                function_name: Some("fn".into()),
+                ..Default::default()
+            },
+            true,
+        );
+        assert_eq!(tracker.current().phase, Some(Phase::Init));
         assert_eq!(
             tracker.current().json_fields(),
             r#""functionName":"fn","phase":"init""#
@@ -170,6 +200,6 @@ mod tests {
         assert_eq!(tracker.current().info.aws_request_id.as_deref(), Some("a"));
         tracker.end(a);
         assert_eq!(tracker.current().info.aws_request_id.as_deref(), Some("a"));
-        assert_eq!(tracker.current().phase, Phase::Invoke);
+        assert_eq!(tracker.current().phase, Some(Phase::Invoke));
     }
 }

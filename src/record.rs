@@ -47,8 +47,11 @@ impl Record {
     /// Appends the full record (event fields, context fields, `recordedAt`) as one JSON object.
     pub fn write_json(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.event_json.as_bytes()[..self.event_json.len() - 1]);
-        out.push(b',');
-        out.extend_from_slice(self.context.json_fields().as_bytes());
+        let context = self.context.json_fields();
+        if !context.is_empty() {
+            out.push(b',');
+            out.extend_from_slice(context.as_bytes());
+        }
         out.extend_from_slice(b",\"recordedAt\":");
         out.extend_from_slice(self.recorded_at.to_string().as_bytes());
         out.push(b'}');

@@ -72,7 +72,10 @@ impl Recorder {
                 config.max_buffered_records,
                 config.max_buffered_bytes,
             )),
-            contexts: Arc::new(ContextTracker::new(config.init_info.clone())),
+            contexts: Arc::new(ContextTracker::new(
+                config.init_info.clone(),
+                config.init_phase,
+            )),
             keep_access_key: config.keep_access_key,
         });
         Ok(Recorder {

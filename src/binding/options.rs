@@ -31,6 +31,9 @@ pub struct RecorderOptions {
     pub drain_ms: Option<u32>,
     /// Upper bound on one flush, in milliseconds. Env `API_CALL_RECORDER_FLUSH_TIMEOUT_MS`. Default 10000.
     pub flush_timeout_ms: Option<u32>,
+    /// Mark records received before the first invocation `phase: "init"`. Default: true inside
+    /// Lambda (`AWS_LAMBDA_FUNCTION_NAME` set) and under `ApiCallRecorder`, else false (no phase).
+    pub init_phase: Option<bool>,
 }
 
 impl TryFrom<RecorderOptions> for config::RecorderOptions {
@@ -49,6 +52,7 @@ impl TryFrom<RecorderOptions> for config::RecorderOptions {
             max_buffered_bytes: o.max_buffered_bytes,
             drain_ms: o.drain_ms,
             flush_timeout_ms: o.flush_timeout_ms,
+            init_phase: o.init_phase,
         })
     }
 }
