@@ -78,7 +78,10 @@ fn bad_datagrams_are_counted_and_valid_ones_around_them_recorded() {
     let first: Value = serde_json::from_str(&records[0]).unwrap();
     assert_eq!(first["Type"], "ApiCallAttempt");
     assert_eq!(first["AccessKey"], "AKIALABFAKEKEY000001");
-    assert!(first.get("phase").is_none(), "a plain recorder outside Lambda has no phase");
+    assert!(
+        first.get("phase").is_none(),
+        "a plain recorder outside Lambda has no phase"
+    );
 }
 
 #[test]
