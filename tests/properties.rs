@@ -12,7 +12,9 @@ use support::top_level_keys;
 
 use std::sync::Arc;
 
-use aws_api_call_recorder::csm::{FIELDS, FieldKind, MAX_EVENT_BYTES, ParseError, parse_datagram};
+use aws_api_call_recorder::csm::{
+    FIELDS, FieldKind, MAX_EVENT_BYTES, ParseError, RECORDER_FIELDS, parse_datagram,
+};
 use aws_api_call_recorder::format::{CSV_COLUMNS, CsvWriter};
 use aws_api_call_recorder::lambda::{InvocationInfo, Phase, RecordContext};
 use aws_api_call_recorder::record::Record;
@@ -304,7 +306,7 @@ proptest! {
         prop_assert!(!line.contains('\n') && !line.contains(TOKEN_VALUE));
         let full = object(&line);
         for (name, value) in &d.expected {
-            if !matches!(name.as_str(), "functionName" | "functionVersion" | "awsRequestId" | "phase" | "coldStart" | "recordedAt") {
+            if !RECORDER_FIELDS.contains(&name.as_str()) {
                 prop_assert_eq!(full.get(name), Some(value), "field {} lost", name);
             }
         }
@@ -371,14 +373,7 @@ fn a_repeated_field_keeps_its_last_value() {
 /// fields the recorder adds must not produce a second key of that name.
 #[test]
 fn unknown_fields_named_like_context_fields_do_not_duplicate_keys() {
-    for name in [
-        "functionName",
-        "functionVersion",
-        "awsRequestId",
-        "phase",
-        "coldStart",
-        "recordedAt",
-    ] {
+    for name in RECORDER_FIELDS {
         let datagram =
             format!(r#"{{"Type":"ApiCall","Api":"GetItem","{name}":"from the datagram"}}"#);
         let event = parse_datagram(datagram.as_bytes(), true).unwrap();

@@ -104,3 +104,17 @@ pub enum CsvError {
     #[error("a record is not a JSON object: {0}")]
     Json(#[from] serde_json::Error),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::CSV_COLUMNS;
+    use crate::csm::RECORDER_FIELDS;
+
+    #[test]
+    fn the_last_columns_are_the_recorders_own_fields() {
+        assert_eq!(
+            &CSV_COLUMNS[CSV_COLUMNS.len() - RECORDER_FIELDS.len()..],
+            RECORDER_FIELDS
+        );
+    }
+}
