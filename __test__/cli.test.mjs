@@ -17,7 +17,7 @@ const require = createRequire(import.meta.url)
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const CLI = path.join(ROOT, 'cli.js')
 // The captured datagrams, next to the repository (as the other tests find them).
-const CORPUS = path.join(ROOT, '..', 'shared', 'csm-corpus')
+const CORPUS = path.join(ROOT, 'tests', 'fixtures', 'csm-corpus')
 const { csvColumns } = require('../binding.js')
 const { parseCsv } = require('../cli/records.js')
 

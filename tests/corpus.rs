@@ -6,7 +6,7 @@ use aws_api_call_recorder::csm::{EventType, parse_datagram};
 use serde_json::Value;
 
 fn corpus() -> Vec<(String, String)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/csm-corpus");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/csm-corpus");
     let mut datagrams = Vec::new();
     for entry in
         std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("corpus at {}: {e}", dir.display()))
