@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { execFile, execFileSync } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { promisify } from 'node:util'
 import { fileURLToPath } from 'node:url'
@@ -14,12 +14,11 @@ import { sendDatagrams } from './helpers/ports.mjs'
 import { memoryLogger } from './helpers/lambda.mjs'
 import { FAKE_CREDENTIALS } from './helpers/moto.mjs'
 import { leakScanner } from './helpers/leaks.mjs'
+import { buildLoadGenerator } from '../bench/load/index.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.join(here, '..')
-const corpusDir = path.join(root, '..', 'shared', 'csm-corpus')
-const BLAST = path.join(root, 'target', 'csm-blast', 'release', 'csm-blast')
-const BLAST_SOURCE = path.join(root, '..', 'shared', 'tools', 'csm-blast', 'Cargo.toml')
+const corpusDir = path.join(root, 'tests', 'fixtures', 'csm-corpus')
 /** The largest UDP payload over IPv4. */
 const MAX_UDP_PAYLOAD = 65_507
 const TOKEN = FAKE_CREDENTIALS.AWS_SESSION_TOKEN
@@ -66,12 +65,8 @@ function udpReceiveErrors() {
   }
 }
 
-before(() => {
-  if (!fs.existsSync(BLAST) && fs.existsSync(BLAST_SOURCE)) {
-    execFileSync('cargo', ['build', '--release', '-j', '1', '--manifest-path', BLAST_SOURCE,
-      '--target-dir', path.join(root, 'target', 'csm-blast')], { stdio: 'ignore', timeout: 120_000 })
-  }
-})
+let loadGenerator
+before(() => { loadGenerator = buildLoadGenerator() })
 
 after(async () => {
   for (const { r, logger } of recorders) {
@@ -177,12 +172,11 @@ test('deep nesting, huge strings, out-of-range numbers, duplicate keys and token
   leaks.addRecords('edge-case records', records)
 })
 
-test('a flood from another process is counted and skipped; the valid calls sent during it are all kept', async (t) => {
-  if (!fs.existsSync(BLAST)) return t.skip(`${BLAST} is not built`)
+test('a flood from another process is counted and skipped; the valid calls sent during it are all kept', async () => {
   const { r, port } = recorder()
   const rcvErrorsBefore = udpReceiveErrors()
   // Oversized datagrams (padded past 8 KiB) at 20,000/s from another process, bounded in count and time.
-  const flood = promisify(execFile)(BLAST, ['--port', String(port), '--count', '4000', '--rate', '20000', '--pad-to', '9000', '--max-secs', '10'], { timeout: 20_000 })
+  const flood = promisify(execFile)(loadGenerator, ['--port', String(port), '--count', '4000', '--rate', '20000', '--pad-to', '9000', '--max-secs', '10'], { timeout: 20_000 })
   const ours = Array.from({ length: 200 }, (_, i) => validCall(i, i % 2 ? 'ApiCall' : 'ApiCallAttempt'))
   for (let i = 0; i < ours.length; i += 10) {
     await sendDatagrams(port, ours.slice(i, i + 10))
@@ -204,10 +198,9 @@ test('a flood from another process is counted and skipped; the valid calls sent 
   leaks.addRecords('flood records', records)
 })
 
-test('a flood of valid calls past the buffer cap: the first ones kept, the rest dropped and counted', async (t) => {
-  if (!fs.existsSync(BLAST)) return t.skip(`${BLAST} is not built`)
+test('a flood of valid calls past the buffer cap: the first ones kept, the rest dropped and counted', async () => {
   const { r, port } = recorder({ maxBufferedRecords: 1000 })
-  const { stdout } = await promisify(execFile)(BLAST, ['--port', String(port), '--count', '3000', '--rate', '20000', '--max-secs', '10'], { timeout: 20_000 })
+  const { stdout } = await promisify(execFile)(loadGenerator, ['--port', String(port), '--count', '3000', '--rate', '20000', '--max-secs', '10'], { timeout: 20_000 })
   const sent = Number(/sent=(\d+)/.exec(stdout)[1])
   await r.flush({ drainMs: 50 })
   const stats = r.stats()
@@ -217,7 +210,7 @@ test('a flood of valid calls past the buffer cap: the first ones kept, the rest 
   )
   const records = r.records()
   assert.equal(records.length, 1000)
-  // The buffer keeps the oldest: csm-blast's timestamps increase with the message number.
+  // The buffer keeps the oldest: csm-load's timestamps increase with the message number.
   const stamps = records.map((rec) => rec.Timestamp)
   assert.deepEqual(stamps, [...stamps].sort((a, b) => a - b))
   leaks.addRecords('capped flood records', records)

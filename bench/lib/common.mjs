@@ -6,13 +6,10 @@ import os from 'node:os'
 import path from 'node:path'
 import readline from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { LOAD_GENERATOR, buildLoadGenerator } from '../load/index.mjs'
 
 export const BENCH_DIR = path.dirname(path.dirname(fileURLToPath(import.meta.url)))
 export const REPO_DIR = path.dirname(BENCH_DIR)
-export const SHARED_DIR = path.resolve(REPO_DIR, '..', 'shared')
-const BLAST_MANIFEST = path.join(SHARED_DIR, 'tools', 'csm-blast', 'Cargo.toml')
-const BLAST_TARGET = path.join(REPO_DIR, 'target', 'csm-blast')
-export const BLAST_BIN = path.join(BLAST_TARGET, 'release', 'csm-blast')
 const FLOOR_TARGET = path.join(REPO_DIR, 'target', 'bench-floor')
 export const FLOOR_BIN = path.join(FLOOR_TARGET, 'release', 'csm-floor')
 
@@ -98,15 +95,7 @@ export function run(command, args, { timeoutMs = 60_000, cwd = REPO_DIR, env = p
 // Builds
 
 export async function ensureBinaries() {
-  if (!fs.existsSync(BLAST_BIN)) {
-    if (!fs.existsSync(BLAST_MANIFEST)) {
-      throw new Error(`the load generator is missing: expected ${BLAST_MANIFEST} (the shared/ folder beside the repo)`)
-    }
-    console.error('building csm-blast …')
-    await run('cargo', ['build', '--release', '--manifest-path', BLAST_MANIFEST], {
-      timeoutMs: 300_000, env: { ...process.env, CARGO_TARGET_DIR: BLAST_TARGET },
-    })
-  }
+  buildLoadGenerator()
   // Cheap when up to date, so the floor is always rebuilt from its source.
   await run('cargo', ['build', '--release', '--manifest-path', path.join(BENCH_DIR, 'floor', 'Cargo.toml')], {
     timeoutMs: 300_000, env: { ...process.env, CARGO_TARGET_DIR: FLOOR_TARGET },
@@ -117,20 +106,20 @@ export async function ensureBinaries() {
 // Load generator
 
 /**
- * Sends `count` datagrams to 127.0.0.1:port at `rate` msg/s. Resolves with what csm-blast reports:
+ * Sends `count` datagrams to 127.0.0.1:port at `rate` msg/s. Resolves with what csm-load reports:
  * `{ sent, errors, secs, rate }`.
  */
 export async function blast(port, { count, rate, maxSecs }) {
   const secs = maxSecs ?? Math.min(30, count / rate * 1.5 + 1)
-  const out = await run(BLAST_BIN, ['--port', String(port), '--count', String(count), '--rate', String(rate),
+  const out = await run(LOAD_GENERATOR, ['--port', String(port), '--count', String(count), '--rate', String(rate),
     '--max-secs', String(secs)], { timeoutMs: (secs + 10) * 1000 })
   const fields = Object.fromEntries(out.trim().split(/\s+/).map((kv) => kv.split('=')).map(([k, v]) => [k, Number(v)]))
   return fields
 }
 
-/** The datagrams csm-blast cycles through, so sizes can be reported exactly. */
+/** The datagrams csm-load cycles through, so sizes can be reported exactly. */
 export async function blastPool() {
-  const out = await run(BLAST_BIN, ['--dump', '4096'])
+  const out = await run(LOAD_GENERATOR, ['--dump', '4096'])
   return out.split('\n').filter(Boolean)
 }
 
