@@ -1,55 +1,10 @@
-// Starts a real moto server on loopback for a test file, and stops it afterwards.
-import { spawn } from 'node:child_process'
+// A real moto server on loopback for a test file, and the environment aws-sdk v2 needs to report to the recorder.
 import path from 'node:path'
-import { freeTcpPort, freeUdpPort } from './ports.mjs'
+import { freeUdpPort } from './ports.mjs'
 
-const READY_TIMEOUT_MS = 60_000
+import { FAKE_CREDENTIALS } from '../../scripts/local-aws.mjs'
 
-/** Fake credentials. The session token is distinctive so tests can prove it never leaks. */
-export const FAKE_CREDENTIALS = {
-  AWS_ACCESS_KEY_ID: 'AKIATESTFAKEKEY00001',
-  AWS_SECRET_ACCESS_KEY: 'testfakesecretkeydonotuse',
-  AWS_SESSION_TOKEN: 'FAKESESSIONTOKEN/test+token==LeakCanary0123456789',
-  AWS_REGION: 'us-west-2',
-  AWS_DEFAULT_REGION: 'us-west-2',
-}
-
-export async function startMoto() {
-  const port = await freeTcpPort()
-  const child = spawn(process.env.MOTO_SERVER ?? 'moto_server', ['-H', '127.0.0.1', '-p', String(port)], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, ...FAKE_CREDENTIALS },
-  })
-  let stderr = ''
-  child.stderr.on('data', (chunk) => { stderr = (stderr + chunk).slice(-4000) })
-  const exited = new Promise((resolve) => child.once('exit', resolve))
-  const endpoint = `http://127.0.0.1:${port}`
-  const deadline = Date.now() + READY_TIMEOUT_MS
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`moto_server exited: ${stderr}`)
-    try {
-      const response = await fetch(`${endpoint}/moto-api/`)
-      if (response.ok) break
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL')
-      throw new Error(`moto_server did not start within ${READY_TIMEOUT_MS} ms: ${stderr}`)
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-  return {
-    endpoint,
-    port,
-    async stop() {
-      child.kill('SIGTERM')
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
-      await exited
-      clearTimeout(timer)
-    },
-  }
-}
+export { startMoto, FAKE_CREDENTIALS } from '../../scripts/local-aws.mjs'
 
 /**
  * Environment for aws-sdk v2 with Client-Side Monitoring on, sending to a free port: the fake

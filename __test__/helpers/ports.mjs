@@ -1,28 +1,7 @@
-// Free loopback ports, asked of the OS.
+// Free loopback ports, asked of the OS, and a way to send datagrams to one.
 import dgram from 'node:dgram'
-import net from 'node:net'
 
-export function freeTcpPort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address()
-      server.close(() => resolve(port))
-    })
-  })
-}
-
-export function freeUdpPort() {
-  return new Promise((resolve, reject) => {
-    const socket = dgram.createSocket('udp4')
-    socket.once('error', reject)
-    socket.bind(0, '127.0.0.1', () => {
-      const { port } = socket.address()
-      socket.close(() => resolve(port))
-    })
-  })
-}
+export { freeTcpPort, freeUdpPort } from '../../scripts/local-aws.mjs'
 
 /** Sends each payload as one datagram to 127.0.0.1:port. */
 export async function sendDatagrams(port, payloads) {

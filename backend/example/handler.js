@@ -1,14 +1,15 @@
 'use strict'
 
-// aws-sdk v2 reports each call over Client-Side Monitoring; the v3 clients (@aws-sdk/*) report
-// nothing, so their calls are not recorded. The nodejs22.x runtime ships only v3, so v2 is bundled.
-const AWS = require('aws-sdk')
+// The v3 SDK (@aws-sdk/*) ships with every current Node.js runtime and sends no Client-Side
+// Monitoring datagrams of its own: ApiCallRecorder instruments its clients, so nothing else is needed.
+// (aws-sdk v2 and botocore report their calls themselves when AWS_CSM_ENABLED=true.)
+const { STSClient, GetCallerIdentityCommand } = require('@aws-sdk/client-sts')
 const ApiCallRecorder = require('aws-api-call-recorder')
 
-const sts = new AWS.STS()
+const sts = new STSClient({})
 
 async function handler() {
-  const identity = await sts.getCallerIdentity({}).promise()
+  const identity = await sts.send(new GetCallerIdentityCommand({}))
   return {
     statusCode: 200,
     headers: { 'Content-Type': 'application/json' },
