@@ -103,7 +103,9 @@ test(`${SEQUENTIAL} invocations in a row: each call recorded once, on its own in
     `(+${(100 * growth / run.rss[MEASURE_AT]).toFixed(1)} %), without ${mb(base.rss[MEASURE_AT])} -> ${mb(base.rss[SEQUENTIAL])} ` +
     `(+${(100 * baseGrowth / base.rss[MEASURE_AT]).toFixed(1)} %); ${SEQUENTIAL} invocations in ${run.ms} ms`
   t.diagnostic(summary)
-  assert.ok(growth - baseGrowth < 0.05 * run.rss[MEASURE_AT], `the recorder's own growth is over 5 %: ${summary}`)
+  // RSS after the same loop moves by up to ±7 MiB from run to run (seen on Node.js 24), so the bound
+  // is 10 % of the RSS at the first measurement: a leak of 10 KiB per invocation still crosses it.
+  assert.ok(growth - baseGrowth < 0.10 * run.rss[MEASURE_AT], `the recorder's own growth is over 10 %: ${summary}`)
   const heapGrowth = run.heap[SEQUENTIAL] - run.heap[MEASURE_AT]
   const baseHeapGrowth = base.heap[SEQUENTIAL] - base.heap[MEASURE_AT]
   assert.ok(heapGrowth - baseHeapGrowth < 0.10 * run.heap[MEASURE_AT],

@@ -54,7 +54,10 @@ test('records STS, S3 (with a 404), DynamoDB and a retried connection failure, w
   }, { enabled: true, file, logger })
 
   // A call during module init is recorded too, with phase "init", and flushed with the first invocation.
+  // aws-sdk v2 sends the call's last datagram after its promise settles; in Lambda the first
+  // invocation comes well after init, so the test lets it arrive first.
   await client(AWS.STS).getCallerIdentity().promise()
+  await new Promise((resolve) => setTimeout(resolve, 50))
 
   const context = lambdaContext({ functionName: 'orders' })
   const result = await handler({ key: 'k1' }, context)

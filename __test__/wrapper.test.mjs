@@ -14,7 +14,7 @@ import { lambdaContext, memoryLogger } from './helpers/lambda.mjs'
 import { readJsonl } from './helpers/records.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
-const corpusDir = path.join(here, '..', '..', 'shared', 'csm-corpus')
+const corpusDir = path.join(here, '..', 'tests', 'fixtures', 'csm-corpus')
 const corpus = fs.readFileSync(path.join(corpusDir, 'aws-sdk-js-v2.jsonl'), 'utf8')
   .split('\n').filter(Boolean).map((line) => JSON.parse(line).datagram)
 const aCall = corpus.find((d) => d.includes('"Type":"ApiCall"'))
@@ -80,6 +80,17 @@ test('callback-style handlers: result and error through the callback, sync throw
   await assert.rejects(throws({}, lambdaContext()), (e) => e === failure)
   const { wrapped: both } = await recording(async (event, context, callback) => { callback(null, 'first'); return 'second' })
   assert.equal(await both({}, lambdaContext()), 'first')
+})
+
+test('a wrapped callback-style handler is an async (event, context) handler, as nodejs24.x requires', async () => {
+  // nodejs24.x refuses handlers that take a callback; the wrapper takes two arguments and returns a
+  // promise, whatever the inner handler's style.
+  const { wrapped } = await recording((event, context, callback) => callback(null, `${event.n} on ${process.version}`))
+  assert.equal(wrapped.constructor.name, 'AsyncFunction')
+  assert.equal(wrapped.length, 2)
+  const outcome = wrapped({ n: 7 }, lambdaContext())
+  assert.ok(outcome instanceof Promise)
+  assert.equal(await outcome, `7 on ${process.version}`)
 })
 
 test('a handler that calls no SDK returns its result and writes nothing', async () => {
