@@ -67,8 +67,8 @@ export interface FlushReport {
   failed: number
   /** Records that needed more than one attempt. */
   retried: number
-  /** Requests made to the sink. */
-  batches: number
+  /** Requests made to the sink, retries included. */
+  requests: number
   /** Milliseconds the flush took, drain included. */
   durationMs: number
   /** Why records failed, when some did. */
@@ -89,43 +89,84 @@ export interface InvocationInfo {
   coldStart?: boolean
 }
 
-/** Recorder options. Each falls back to its environment variable, then to its default. */
+/** Recorder options. Each option wins over its environment variable, which wins over the default. */
 export interface RecorderOptions {
-  /** Address to listen on. Env `AWS_CSM_HOST`. Default `127.0.0.1`. */
+  /**
+   * Address to receive CSM datagrams on. Anything but loopback lets other hosts send records, and
+   * logs a warning. Env: `AWS_CSM_HOST` (the variable the SDKs send to).
+   * @default '127.0.0.1'
+   */
   host?: string
-  /** UDP port to listen on; 0 picks a free port. Env `AWS_CSM_PORT`. Default 31000. */
+  /**
+   * UDP port to receive CSM datagrams on, a whole number; `0` picks a free port. Env: `AWS_CSM_PORT`.
+   * @default 31000
+   */
   port?: number
   /**
-   * `firehose`, `file`, `stdout` or `none`. Env `API_CALL_RECORDER_SINK`. Default: firehose when a
-   * delivery stream is set, else file when a file is set, else stdout.
+   * Where flushed records go; `none` keeps them in memory. Env: `API_CALL_RECORDER_SINK`.
+   * @default 'firehose' when a delivery stream is set, else 'file' when a file is set, else 'stdout'
    */
-  sink?: string
-  /** File to append records to. Env `API_CALL_RECORDER_FILE`. */
+  sink?: 'firehose' | 'file' | 'stdout' | 'none'
+  /**
+   * File that records are appended to (created with its folders if missing).
+   * Env: `API_CALL_RECORDER_FILE`.
+   */
   file?: string
-  /** `jsonl` or `csv`. Env `API_CALL_RECORDER_FORMAT`. Default: csv for a `.csv` file, else jsonl. */
-  format?: string
-  /** Firehose delivery stream. Env `API_CALL_RECORDER_DELIVERY_STREAM_NAME`. */
+  /**
+   * Record format for the file and stdout sinks: JSON Lines, or CSV with a header row.
+   * Env: `API_CALL_RECORDER_FORMAT`.
+   * @default 'csv' for a file ending in .csv, else 'jsonl'
+   */
+  format?: 'jsonl' | 'csv'
+  /**
+   * Amazon Data Firehose delivery stream to send records to with PutRecordBatch. The region comes
+   * from `AWS_REGION`; `AWS_ENDPOINT_URL_FIREHOSE` / `AWS_ENDPOINT_URL` override the endpoint.
+   * Env: `API_CALL_RECORDER_DELIVERY_STREAM_NAME`.
+   */
   deliveryStreamName?: string
-  /** Leave the access key id out of records. Env `API_CALL_RECORDER_DROP_ACCESS_KEY`. Default false. */
+  /**
+   * Leave the access key id (`AccessKey`) out of records. The session token is always removed.
+   * Env: `API_CALL_RECORDER_DROP_ACCESS_KEY`.
+   * @default false
+   */
   dropAccessKey?: boolean
-  /** Buffer cap in records. Env `API_CALL_RECORDER_MAX_BUFFERED_RECORDS`. Default 100000. */
+  /**
+   * Most records held between flushes; more are dropped and counted.
+   * Env: `API_CALL_RECORDER_MAX_BUFFERED_RECORDS`.
+   * @default 100000
+   */
   maxBufferedRecords?: number
-  /** Buffer cap in bytes. Env `API_CALL_RECORDER_MAX_BUFFERED_BYTES`. Default 67108864 (64 MiB). */
+  /**
+   * Most bytes held between flushes; more are dropped and counted.
+   * Env: `API_CALL_RECORDER_MAX_BUFFERED_BYTES`.
+   * @default 67108864
+   */
   maxBufferedBytes?: number
-  /** Milliseconds to keep receiving after the handler returns. Env `API_CALL_RECORDER_DRAIN_MS`. Default 25. */
+  /**
+   * Milliseconds to keep receiving, at most, after the handler returns, for datagrams still on
+   * their way. Env: `API_CALL_RECORDER_DRAIN_MS`.
+   * @default 25
+   */
   drainMs?: number
-  /** Upper bound on one flush, in milliseconds. Env `API_CALL_RECORDER_FLUSH_TIMEOUT_MS`. Default 10000. */
+  /**
+   * Upper bound on one flush in milliseconds. In Lambda the flush also ends 300 ms before the
+   * invocation's deadline (`context.getRemainingTimeInMillis()`); what is undelivered then is
+   * counted as failed and reported in one warning. Env: `API_CALL_RECORDER_FLUSH_TIMEOUT_MS`.
+   * @default 10000
+   */
   flushTimeoutMs?: number
   /**
-   * Mark records received before the first invocation `phase: "init"`. Default: true inside
-   * Lambda (`AWS_LAMBDA_FUNCTION_NAME` set) and under `ApiCallRecorder`, else false (no phase).
+   * Mark records received before the first invocation `phase: 'init'`. `ApiCallRecorder` always
+   * does; a plain `Recorder` does only inside Lambda, and its records otherwise carry no phase
+   * until `beginInvocation` is called.
+   * @default true inside Lambda (`AWS_LAMBDA_FUNCTION_NAME` set), else false
    */
   initPhase?: boolean
 }
 
 /** Counters since the recorder was created. */
 export interface RecorderStats {
-  /** Datagrams read from the socket. */
+  /** Datagrams read from the socket, and events made in-process. */
   received: number
   /** Datagrams accepted as CSM events. */
   parsed: number
@@ -135,14 +176,16 @@ export interface RecorderStats {
   oversized: number
   /** Events refused because the buffer was full. */
   dropped: number
+  /** Socket errors while receiving, other than "nothing to read". */
+  receiveErrors: number
   /** Records delivered to the sink. */
-  flushed: number
+  delivered: number
   /** Records the sink could not deliver. */
   failed: number
   /** Records that needed more than one attempt. */
   retried: number
-  /** Requests made to the sink. */
-  batches: number
+  /** Requests made to the sink, retries included. */
+  requests: number
   /** Duration of the last flush, in milliseconds. */
   lastFlushMs: number
 }

@@ -10,14 +10,6 @@ pub const DEFAULT_MAX_RECORDS: usize = 100_000;
 /// Default cap on buffered bytes.
 pub const DEFAULT_MAX_BYTES: usize = 64 * 1024 * 1024;
 
-/// Why a record was not buffered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("buffer full ({records} records, {bytes} bytes)")]
-pub struct BufferFull {
-    pub records: usize,
-    pub bytes: usize,
-}
-
 /// FIFO of records bounded by count and by bytes. When full, new records are refused (and counted by
 /// the caller), so what is already buffered is never evicted.
 #[derive(Debug)]
@@ -39,18 +31,6 @@ impl RecordBuffer {
             max_records,
             max_bytes,
             inner: Mutex::new(Inner::default()),
-        }
-    }
-
-    pub fn push(&self, record: Record) -> Result<(), BufferFull> {
-        let mut inner = self.lock();
-        if self.admit(&mut inner, record) {
-            Ok(())
-        } else {
-            Err(BufferFull {
-                records: inner.records.len(),
-                bytes: inner.bytes,
-            })
         }
     }
 
@@ -87,14 +67,6 @@ impl RecordBuffer {
         self.lock().records.iter().map(Record::to_json).collect()
     }
 
-    pub fn len(&self) -> usize {
-        self.lock().records.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner
             .lock()
@@ -107,7 +79,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::lambda::{InvocationInfo, Phase, RecordContext};
+    use crate::attribution::{InvocationInfo, Phase, RecordContext};
 
     fn record(n: usize) -> Record {
         let context = Arc::new(RecordContext::new(Phase::Init, InvocationInfo::default()));
@@ -121,28 +93,19 @@ mod tests {
     #[test]
     fn refuses_past_record_cap_and_keeps_order() {
         let buffer = RecordBuffer::new(2, usize::MAX);
-        buffer.push(record(1)).unwrap();
-        buffer.push(record(2)).unwrap();
-        assert!(buffer.push(record(3)).is_err());
+        assert_eq!(buffer.push_many(vec![record(1), record(2), record(3)]), 1);
         let taken = buffer.take_all();
         assert_eq!(taken.len(), 2);
         assert!(taken[0].event_json().contains(":1}"));
-        assert!(buffer.is_empty());
-        buffer.push(record(4)).unwrap();
+        assert!(buffer.take_all().is_empty());
+        assert_eq!(buffer.push_many(vec![record(4)]), 0);
     }
 
     #[test]
     fn refuses_past_byte_cap() {
         let one = record(1).size();
         let buffer = RecordBuffer::new(usize::MAX, one * 2);
-        buffer.push(record(1)).unwrap();
-        buffer.push(record(2)).unwrap();
-        assert_eq!(
-            buffer.push(record(3)),
-            Err(BufferFull {
-                records: 2,
-                bytes: one * 2
-            })
-        );
+        assert_eq!(buffer.push_many(vec![record(1), record(2), record(3)]), 1);
+        assert_eq!(buffer.take_all().len(), 2);
     }
 }

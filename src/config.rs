@@ -4,9 +4,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::attribution::InvocationInfo;
 use crate::buffer::{DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS};
 use crate::format::OutputFormat;
-use crate::lambda::InvocationInfo;
 
 /// Environment variable names, as the SDKs and aws-lambda-api-call-recorder spell them.
 pub mod env {
@@ -34,21 +34,63 @@ pub const DEFAULT_DRAIN: Duration = Duration::from_millis(25);
 /// Upper bound on one flush when the Lambda context gives no remaining time.
 pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Options as a caller gives them; `None` falls back to the environment, then to the default.
+// Declared once, here: the Node.js binding takes this same object, and binding.d.ts (with these
+// comments) is generated from it.
+/// Recorder options. Each option wins over its environment variable, which wins over the default.
+#[cfg_attr(feature = "napi", napi_derive::napi(object))]
 #[derive(Debug, Clone, Default)]
 pub struct RecorderOptions {
+    /// Address to receive CSM datagrams on. Anything but loopback lets other hosts send records, and
+    /// logs a warning. Env: `AWS_CSM_HOST` (the variable the SDKs send to).
+    /// @default '127.0.0.1'
     pub host: Option<String>,
-    pub port: Option<u16>,
+    /// UDP port to receive CSM datagrams on, a whole number; `0` picks a free port. Env: `AWS_CSM_PORT`.
+    /// @default 31000
+    pub port: Option<f64>,
+    /// Where flushed records go; `none` keeps them in memory. Env: `API_CALL_RECORDER_SINK`.
+    /// @default 'firehose' when a delivery stream is set, else 'file' when a file is set, else 'stdout'
+    #[cfg_attr(
+        feature = "napi",
+        napi(ts_type = "'firehose' | 'file' | 'stdout' | 'none'")
+    )]
     pub sink: Option<String>,
+    /// File that records are appended to (created with its folders if missing).
+    /// Env: `API_CALL_RECORDER_FILE`.
     pub file: Option<String>,
+    /// Record format for the file and stdout sinks: JSON Lines, or CSV with a header row.
+    /// Env: `API_CALL_RECORDER_FORMAT`.
+    /// @default 'csv' for a file ending in .csv, else 'jsonl'
+    #[cfg_attr(feature = "napi", napi(ts_type = "'jsonl' | 'csv'"))]
     pub format: Option<String>,
+    /// Amazon Data Firehose delivery stream to send records to with PutRecordBatch. The region comes
+    /// from `AWS_REGION`; `AWS_ENDPOINT_URL_FIREHOSE` / `AWS_ENDPOINT_URL` override the endpoint.
+    /// Env: `API_CALL_RECORDER_DELIVERY_STREAM_NAME`.
     pub delivery_stream_name: Option<String>,
+    /// Leave the access key id (`AccessKey`) out of records. The session token is always removed.
+    /// Env: `API_CALL_RECORDER_DROP_ACCESS_KEY`.
+    /// @default false
     pub drop_access_key: Option<bool>,
+    /// Most records held between flushes; more are dropped and counted.
+    /// Env: `API_CALL_RECORDER_MAX_BUFFERED_RECORDS`.
+    /// @default 100000
     pub max_buffered_records: Option<u32>,
+    /// Most bytes held between flushes; more are dropped and counted.
+    /// Env: `API_CALL_RECORDER_MAX_BUFFERED_BYTES`.
+    /// @default 67108864
     pub max_buffered_bytes: Option<u32>,
+    /// Milliseconds to keep receiving, at most, after the handler returns, for datagrams still on
+    /// their way. Env: `API_CALL_RECORDER_DRAIN_MS`.
+    /// @default 25
     pub drain_ms: Option<u32>,
+    /// Upper bound on one flush in milliseconds. In Lambda the flush also ends 300 ms before the
+    /// invocation's deadline (`context.getRemainingTimeInMillis()`); what is undelivered then is
+    /// counted as failed and reported in one warning. Env: `API_CALL_RECORDER_FLUSH_TIMEOUT_MS`.
+    /// @default 10000
     pub flush_timeout_ms: Option<u32>,
-    /// Mark records received before the first invocation `phase: "init"`.
+    /// Mark records received before the first invocation `phase: 'init'`. `ApiCallRecorder` always
+    /// does; a plain `Recorder` does only inside Lambda, and its records otherwise carry no phase
+    /// until `beginInvocation` is called.
+    /// @default true inside Lambda (`AWS_LAMBDA_FUNCTION_NAME` set), else false
     pub init_phase: Option<bool>,
 }
 
@@ -81,7 +123,7 @@ impl SinkConfig {
 pub struct RecorderConfig {
     pub bind_addr: SocketAddr,
     pub sink: SinkConfig,
-    pub keep_access_key: bool,
+    pub drop_access_key: bool,
     pub max_buffered_records: usize,
     pub max_buffered_bytes: usize,
     pub drain: Duration,
@@ -131,7 +173,7 @@ impl RecorderConfig {
             .or_else(|| env(env::CSM_HOST))
             .unwrap_or_else(|| DEFAULT_HOST.into());
         let port = match options.port {
-            Some(port) => port,
+            Some(port) => port_from_number(port)?,
             // aws-sdk v2 treats 0 or empty as the default port; so do we.
             None => match env(env::CSM_PORT) {
                 Some(raw) => match raw.trim().parse::<u16>() {
@@ -261,7 +303,7 @@ impl RecorderConfig {
         Ok(RecorderConfig {
             bind_addr,
             sink,
-            keep_access_key: !drop_access_key,
+            drop_access_key,
             max_buffered_records,
             max_buffered_bytes,
             drain: Duration::from_millis(drain_ms as u64),
@@ -337,7 +379,7 @@ mod tests {
         let config = RecorderConfig::resolve(RecorderOptions::default(), env_of(&[])).unwrap();
         assert_eq!(config.bind_addr, "127.0.0.1:31000".parse().unwrap());
         assert_eq!(config.sink, SinkConfig::Stdout(OutputFormat::Jsonl));
-        assert!(config.keep_access_key);
+        assert!(!config.drop_access_key);
         assert_eq!(config.drain, DEFAULT_DRAIN);
         assert!(config.warnings.is_empty());
     }
@@ -357,7 +399,7 @@ mod tests {
         );
         assert_eq!(config.drain, Duration::from_millis(7));
         let options = RecorderOptions {
-            port: Some(4000),
+            port: Some(4000.0),
             file: Some("out.jsonl".into()),
             ..Default::default()
         };

@@ -17,8 +17,6 @@ pub enum RecorderError {
     },
     #[error("cannot start the recorder's background runtime: {0}")]
     Runtime(#[source] std::io::Error),
-    #[error("cannot create the Firehose client: {0}")]
-    FirehoseClient(String),
 }
 
 impl RecorderError {
@@ -33,7 +31,6 @@ impl RecorderError {
             }
             RecorderError::Bind { .. } => "ERR_RECORDER_BIND",
             RecorderError::Runtime(_) => "ERR_RECORDER_RUNTIME",
-            RecorderError::FirehoseClient(_) => "ERR_RECORDER_FIREHOSE_CLIENT",
         }
     }
 }

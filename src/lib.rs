@@ -1,18 +1,19 @@
 //! Records every AWS API call a process makes.
 //!
 //! AWS SDKs with Client-Side Monitoring enabled send one JSON datagram per HTTP attempt and per call
-//! to a local UDP port. This crate receives them ([`receiver`]), parses and sanitizes them ([`csm`]:
-//! the session token never leaves the parser), attributes them to the running Lambda invocation
-//! ([`lambda`]), holds them in a bounded buffer ([`buffer`]) and delivers them to a sink ([`sink`]):
-//! Amazon Data Firehose, a local file or stdout. [`Recorder`] wires these together; the Node.js
-//! binding is a thin layer over it.
+//! to a local UDP port. This crate receives them ([`receiver`]) and takes them in ([`intake`]):
+//! parsed and sanitized ([`csm`]: the session token never leaves the parser), attributed to the
+//! running invocation ([`attribution`]), held in a bounded buffer ([`buffer`]) and counted
+//! ([`stats`]). A flush delivers them to a sink ([`sink`]): Amazon Data Firehose, a local file or
+//! stdout. [`Recorder`] wires these together; the Node.js binding is a thin layer over it.
 
+pub mod attribution;
 pub mod buffer;
 pub mod config;
 pub mod csm;
 pub mod error;
 pub mod format;
-pub mod lambda;
+pub mod intake;
 pub mod receiver;
 pub mod record;
 pub mod recorder;

@@ -1,8 +1,9 @@
-//! The UDP receiver: reads CSM datagrams off the socket, off the JS thread, into the buffer.
+//! The UDP receiver: reads CSM datagrams off the socket, off the JS thread, and hands them to the
+//! [`Intake`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
@@ -11,11 +12,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::buffer::RecordBuffer;
-use crate::csm::{CsmEvent, ParseError, parse_datagram, repair_lone_surrogates};
 use crate::error::RecorderError;
-use crate::lambda::{ContextTracker, RecordContext};
-use crate::record::Record;
+use crate::intake::{Intake, epoch_millis};
 use crate::stats::Stats;
 
 /// Receive buffer where datagrams are read one at a time: any UDP datagram fits, so an oversized one
@@ -25,89 +23,6 @@ use crate::stats::Stats;
 const RECV_BUFFER_BYTES: usize = 64 * 1024;
 /// Kernel socket buffer requested, so bursts are not lost while the receiver is descheduled.
 pub const SOCKET_RCVBUF_BYTES: usize = 4 * 1024 * 1024;
-
-/// Turns datagrams into buffered records and counts every outcome.
-#[derive(Debug)]
-pub struct Ingest {
-    pub stats: Arc<Stats>,
-    pub buffer: Arc<RecordBuffer>,
-    pub contexts: Arc<ContextTracker>,
-    pub keep_access_key: bool,
-}
-
-impl Ingest {
-    /// Accepts one datagram received at `now_ms`.
-    pub fn accept(&self, datagram: &[u8], now_ms: u64) {
-        self.accept_batch(std::iter::once(Some(datagram)), now_ms);
-    }
-
-    /// Accepts datagrams received together; `None` is one too large to read whole. Counters and the
-    /// buffer are updated once for the batch.
-    pub fn accept_batch<'a>(&self, datagrams: impl Iterator<Item = Option<&'a [u8]>>, now_ms: u64) {
-        let context = self.contexts.current();
-        let mut records = Vec::new();
-        let (mut received, mut oversized, mut malformed) = (0, 0, 0);
-        for datagram in datagrams {
-            received += 1;
-            match datagram.map(|d| self.to_record(d, now_ms, &context)) {
-                Some(Ok(record)) => records.push(record),
-                Some(Err(ParseError::Oversized { .. })) | None => oversized += 1,
-                Some(Err(_)) => malformed += 1,
-            }
-        }
-        let stats = &self.stats;
-        Stats::add(&stats.received, received);
-        Stats::add(&stats.parsed, records.len() as u64);
-        Stats::add(&stats.oversized, oversized);
-        Stats::add(&stats.malformed, malformed);
-        let refused = self.buffer.push_many(records);
-        Stats::add(&stats.dropped, refused as u64);
-    }
-
-    /// Parses and sanitizes one datagram into a record.
-    fn to_record(
-        &self,
-        datagram: &[u8],
-        now_ms: u64,
-        context: &Arc<RecordContext>,
-    ) -> Result<Record, ParseError> {
-        let json = match parse_datagram(datagram, self.keep_access_key) {
-            Ok(event) => record_json(datagram, &event),
-            Err(error @ ParseError::Oversized { .. }) => return Err(error),
-            // Rare: retried only when the datagram has a lone surrogate escape to repair.
-            Err(error) => match repair_lone_surrogates(datagram) {
-                Some(fixed) => {
-                    let event = parse_datagram(&fixed, self.keep_access_key)?;
-                    record_json(&fixed, &event)
-                }
-                None => return Err(error),
-            },
-        };
-        Ok(Record::new(json, context.clone(), now_ms))
-    }
-}
-
-/// The record's JSON: the datagram itself when it is already a faithful, single-line object (the
-/// common case, which saves serializing again), else the event serialized anew.
-fn record_json(datagram: &[u8], event: &CsmEvent<'_>) -> String {
-    let single_object = datagram.first() == Some(&b'{')
-        && datagram.last() == Some(&b'}')
-        && !datagram.iter().any(|&b| b == b'\n' || b == b'\r');
-    if !event.altered
-        && single_object
-        && let Ok(text) = std::str::from_utf8(datagram)
-    {
-        return text.to_owned();
-    }
-    serde_json::to_string(event).expect("a parsed event always serializes")
-}
-
-pub fn epoch_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 /// A running receiver. Dropping it without [`Receiver::stop`] still stops the loop and frees the port.
 #[derive(Debug)]
@@ -123,7 +38,7 @@ impl Receiver {
     /// receiving on `runtime`.
     pub fn start(
         addr: SocketAddr,
-        ingest: Arc<Ingest>,
+        intake: Arc<Intake>,
         runtime: &Handle,
     ) -> Result<Self, RecorderError> {
         let bind_error = |source| RecorderError::Bind { addr, source };
@@ -141,7 +56,7 @@ impl Receiver {
         };
         let cancel = CancellationToken::new();
         let (sweeps, sweep_requests) = mpsc::channel(16);
-        let task = runtime.spawn(receive_loop(socket, ingest, cancel.clone(), sweep_requests));
+        let task = runtime.spawn(receive_loop(socket, intake, cancel.clone(), sweep_requests));
         Ok(Receiver {
             local_addr,
             cancel,
@@ -190,33 +105,72 @@ impl Drop for Receiver {
 
 async fn receive_loop(
     socket: UdpSocket,
-    ingest: Arc<Ingest>,
+    intake: Arc<Intake>,
     cancel: CancellationToken,
     mut sweep_requests: mpsc::Receiver<oneshot::Sender<()>>,
 ) {
     let mut reader = DatagramReader::new();
     loop {
+        // After a receive error the socket may stay readable with the same error: wait before the
+        // next read instead of spinning.
+        let pause = reader.errors.pause();
         tokio::select! {
             biased;
             () = cancel.cancelled() => {
-                reader.read_queued(&socket, &ingest);
+                reader.read_queued(&socket, &intake);
                 break;
             }
             Some(done) = sweep_requests.recv() => {
                 // Everything queued now, even past one wake-up's worth (bounded against a flood).
                 for _ in 0..MAX_SWEEP_WAKES {
-                    if reader.read_queued(&socket, &ingest) < MAX_DATAGRAMS_PER_WAKE {
+                    if reader.read_queued(&socket, &intake) < MAX_DATAGRAMS_PER_WAKE {
                         break;
                     }
                 }
                 let _ = done.send(());
             }
-            ready = socket.readable() => {
-                if ready.is_ok() {
-                    reader.read_queued(&socket, &ingest);
+            () = tokio::time::sleep(pause.unwrap_or_default()), if pause.is_some() => {
+                reader.read_queued(&socket, &intake);
+            }
+            ready = socket.readable(), if pause.is_none() => {
+                match ready {
+                    Ok(()) => {
+                        reader.read_queued(&socket, &intake);
+                    }
+                    Err(_) => reader.errors.record(&intake.stats),
                 }
             }
         }
+    }
+}
+
+/// Consecutive receive errors (other than "would block"), and how long to wait before reading
+/// again: 1 ms, doubling up to 1 s, until a read succeeds.
+#[derive(Debug, Default)]
+struct ReceiveErrors {
+    consecutive: u32,
+}
+
+const FIRST_ERROR_PAUSE: Duration = Duration::from_millis(1);
+const LONGEST_ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+impl ReceiveErrors {
+    fn record(&mut self, stats: &Stats) {
+        Stats::add(&stats.receive_errors, 1);
+        self.consecutive = self.consecutive.saturating_add(1);
+    }
+
+    fn clear(&mut self) {
+        self.consecutive = 0;
+    }
+
+    fn pause(&self) -> Option<Duration> {
+        let doublings = self.consecutive.checked_sub(1)?.min(10);
+        Some(
+            FIRST_ERROR_PAUSE
+                .saturating_mul(1 << doublings)
+                .min(LONGEST_ERROR_PAUSE),
+        )
     }
 }
 
@@ -225,10 +179,11 @@ const MAX_DATAGRAMS_PER_WAKE: usize = 4096;
 /// Bound on one sweep, so a flood cannot hold a flush forever (4096 × 64 datagrams).
 const MAX_SWEEP_WAKES: usize = 64;
 
-/// Reads datagrams off the socket into the ingest, many per system call where the OS allows.
+/// Reads datagrams off the socket to the intake, many per system call where the OS allows.
 struct DatagramReader {
     /// `BATCH` slots of `SLOT_BYTES` (Linux) or one slot of `RECV_BUFFER_BYTES`.
     buffers: Vec<u8>,
+    errors: ReceiveErrors,
 }
 
 /// Datagrams per `recvmmsg` call.
@@ -246,19 +201,32 @@ impl DatagramReader {
         let size = RECV_BUFFER_BYTES;
         DatagramReader {
             buffers: vec![0; size],
+            errors: ReceiveErrors::default(),
         }
     }
 
     /// Reads until the socket would block or `MAX_DATAGRAMS_PER_WAKE` datagrams were read (the rest
     /// stays queued and readiness stays set, so the loop comes straight back). Returns the count.
-    fn read_queued(&mut self, socket: &UdpSocket, ingest: &Ingest) -> usize {
+    fn read_queued(&mut self, socket: &UdpSocket, intake: &Intake) -> usize {
         let now_ms = epoch_millis();
         let mut taken = 0;
         while taken < MAX_DATAGRAMS_PER_WAKE {
-            // WouldBlock: all taken. Other errors concern no datagram; readiness will report again.
-            match self.read_batch(socket, ingest, now_ms) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => taken += n,
+            match self.read_batch(socket, intake, now_ms) {
+                Ok(0) => break,
+                Ok(n) => {
+                    self.errors.clear();
+                    taken += n;
+                }
+                // All taken.
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.errors.clear();
+                    break;
+                }
+                // It concerns no datagram we could read; counted, and the loop waits before retrying.
+                Err(_) => {
+                    self.errors.record(&intake.stats);
+                    break;
+                }
             }
         }
         taken
@@ -268,7 +236,7 @@ impl DatagramReader {
     fn read_batch(
         &mut self,
         socket: &UdpSocket,
-        ingest: &Ingest,
+        intake: &Intake,
         now_ms: u64,
     ) -> std::io::Result<usize> {
         use std::os::fd::AsRawFd;
@@ -312,7 +280,7 @@ impl DatagramReader {
             Ok(received)
         })?;
         let datagrams = self.buffers.chunks_exact(SLOT_BYTES).zip(&lengths[..count]);
-        ingest.accept_batch(
+        intake.accept_batch(
             datagrams.map(|(slot, &(length, truncated))| (!truncated).then(|| &slot[..length])),
             now_ms,
         );
@@ -323,11 +291,36 @@ impl DatagramReader {
     fn read_batch(
         &mut self,
         socket: &UdpSocket,
-        ingest: &Ingest,
+        intake: &Intake,
         now_ms: u64,
     ) -> std::io::Result<usize> {
         let (length, _peer) = socket.try_recv_from(&mut self.buffers)?;
-        ingest.accept(&self.buffers[..length], now_ms);
+        intake.accept(&self.buffers[..length], now_ms);
         Ok(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receive_errors_are_counted_and_back_off_until_a_read_succeeds() {
+        let stats = Stats::default();
+        let mut errors = ReceiveErrors::default();
+        assert_eq!(errors.pause(), None);
+        let pauses: Vec<Duration> = (0..14)
+            .map(|_| {
+                errors.record(&stats);
+                errors.pause().unwrap()
+            })
+            .collect();
+        assert_eq!(pauses[0], Duration::from_millis(1));
+        assert_eq!(pauses[1], Duration::from_millis(2));
+        assert_eq!(pauses[9], Duration::from_millis(512));
+        assert!(pauses[10..].iter().all(|p| *p == LONGEST_ERROR_PAUSE));
+        assert_eq!(stats.snapshot().receive_errors, 14);
+        errors.clear();
+        assert_eq!(errors.pause(), None);
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::lambda::RecordContext;
+use crate::attribution::RecordContext;
 
 /// One buffered record. Stored as the compact JSON the sinks send, so a record costs little more
 /// than its datagram and delivery never re-encodes it.

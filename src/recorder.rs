@@ -6,11 +6,12 @@ use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 
+use crate::attribution::{InvocationInfo, InvocationTracker};
 use crate::buffer::RecordBuffer;
 use crate::config::{RecorderConfig, SinkConfig};
 use crate::error::RecorderError;
-use crate::lambda::{ContextTracker, InvocationInfo};
-use crate::receiver::{Ingest, Receiver};
+use crate::intake::{Intake, epoch_millis};
+use crate::receiver::Receiver;
 use crate::sink::{FileSink, FileTarget, Sink};
 use crate::stats::{Stats, StatsSnapshot};
 
@@ -32,7 +33,7 @@ pub struct FlushReport {
     pub delivered: u64,
     pub failed: u64,
     pub retried: u64,
-    pub batches: u64,
+    pub requests: u64,
     pub duration_ms: u64,
     /// Why records failed, when some did. Never contains record contents or credentials.
     pub error: Option<String>,
@@ -41,16 +42,21 @@ pub struct FlushReport {
 /// Records the CSM traffic sent to one address.
 pub struct Recorder {
     config: RecorderConfig,
-    ingest: Arc<Ingest>,
+    intake: Arc<Intake>,
     sink: Option<Arc<dyn Sink>>,
     runtime: Handle,
     receiver: Mutex<Option<Receiver>>,
 }
 
 impl Recorder {
-    /// Builds a recorder from a resolved configuration; nothing is bound until [`Recorder::start`].
+    /// Builds a recorder on the crate's own runtime ([`crate::runtime`]); nothing is bound until
+    /// [`Recorder::start`].
     pub fn new(config: RecorderConfig) -> Result<Self, RecorderError> {
-        let runtime = crate::runtime::handle()?;
+        Ok(Self::on_runtime(config, crate::runtime::handle()?))
+    }
+
+    /// Builds a recorder whose receiver and sinks run on `runtime` (in Node.js, napi's runtime).
+    pub fn on_runtime(config: RecorderConfig, runtime: Handle) -> Self {
         let sink: Option<Arc<dyn Sink>> = match &config.sink {
             SinkConfig::None => None,
             SinkConfig::Stdout(format) => {
@@ -66,34 +72,23 @@ impl Recorder {
                 delivery_stream_name.clone(),
             ))),
         };
-        let ingest = Arc::new(Ingest {
-            stats: Arc::new(Stats::default()),
-            buffer: Arc::new(RecordBuffer::new(
-                config.max_buffered_records,
-                config.max_buffered_bytes,
-            )),
-            contexts: Arc::new(ContextTracker::new(
-                config.init_info.clone(),
-                config.init_phase,
-            )),
-            keep_access_key: config.keep_access_key,
+        let intake = Arc::new(Intake {
+            stats: Stats::default(),
+            buffer: RecordBuffer::new(config.max_buffered_records, config.max_buffered_bytes),
+            invocations: InvocationTracker::new(config.init_info.clone(), config.init_phase),
+            drop_access_key: config.drop_access_key,
         });
-        Ok(Recorder {
+        Recorder {
             config,
-            ingest,
+            intake,
             sink,
             runtime,
             receiver: Mutex::new(None),
-        })
+        }
     }
 
     pub fn config(&self) -> &RecorderConfig {
         &self.config
-    }
-
-    /// The runtime the recorder's work runs on.
-    pub fn runtime(&self) -> &Handle {
-        &self.runtime
     }
 
     /// Binds and starts receiving; returns the bound address. Starting a started recorder is a no-op.
@@ -102,7 +97,7 @@ impl Recorder {
         if let Some(running) = receiver.as_ref() {
             return Ok(running.local_addr());
         }
-        let started = Receiver::start(self.config.bind_addr, self.ingest.clone(), &self.runtime)?;
+        let started = Receiver::start(self.config.bind_addr, self.intake.clone(), &self.runtime)?;
         let addr = started.local_addr();
         *receiver = Some(started);
         Ok(addr)
@@ -123,20 +118,19 @@ impl Recorder {
 
     /// Takes in one event produced in-process, exactly as a received datagram would be.
     pub fn ingest(&self, datagram: &[u8]) {
-        self.ingest
-            .accept(datagram, crate::receiver::epoch_millis());
+        self.intake.accept(datagram, epoch_millis());
     }
 
     /// Attributes records received from now on to this invocation; returns its id.
     pub fn begin_invocation(&self, info: InvocationInfo) -> u64 {
-        self.ingest.contexts.begin(info)
+        self.intake.invocations.begin(info)
     }
 
     /// Drains, ends invocation `id` (so late datagrams are still attributed to it), then flushes.
     pub async fn finish_invocation(&self, id: u64, options: FlushOptions) -> FlushReport {
         let started = Instant::now();
         self.drain(options.drain).await;
-        self.ingest.contexts.end(id);
+        self.intake.invocations.end(id);
         self.deliver(started, options.deadline).await
     }
 
@@ -147,19 +141,13 @@ impl Recorder {
         self.deliver(started, options.deadline).await
     }
 
+    /// Keeps receiving for at most `drain`, then takes in whatever is already queued on the socket.
     async fn drain(&self, drain: Duration) {
-        if !drain.is_zero() {
-            // tokio's timer rounds up to whole milliseconds; the last one is slept precisely on a
-            // blocking thread, so a 25 ms drain takes 25 ms, not 26.
-            let until = Instant::now() + drain;
-            let coarse = drain.saturating_sub(Duration::from_millis(1));
-            if !coarse.is_zero() {
-                tokio::time::sleep(coarse).await;
-            }
-            let rest = until.saturating_duration_since(Instant::now());
-            if !rest.is_zero() {
-                let _ = tokio::task::spawn_blocking(move || std::thread::sleep(rest)).await;
-            }
+        // tokio's timer rounds a sleep up to the next millisecond: a millisecond less keeps the
+        // drain within its bound.
+        let sleep = drain.saturating_sub(Duration::from_millis(1));
+        if !sleep.is_zero() {
+            tokio::time::sleep(sleep).await;
         }
         let sweeper = self.lock_receiver().as_ref().map(Receiver::sweeper);
         if let Some(sweeper) = sweeper {
@@ -171,18 +159,18 @@ impl Recorder {
         let Some(sink) = self.sink.clone() else {
             return FlushReport::default();
         };
-        let records = self.ingest.buffer.take_all();
+        let records = self.intake.buffer.take_all();
         let count = records.len() as u64;
-        let stats = &self.ingest.stats;
+        let stats = &self.intake.stats;
         let delivery = if records.is_empty() {
             Default::default()
         } else {
             sink.deliver(records, deadline).await
         };
-        Stats::add(&stats.flushed, delivery.delivered);
+        Stats::add(&stats.delivered, delivery.delivered);
         Stats::add(&stats.failed, delivery.failed);
         Stats::add(&stats.retried, delivery.retried);
-        Stats::add(&stats.batches, delivery.batches);
+        Stats::add(&stats.requests, delivery.requests);
         let duration_ms = started.elapsed().as_millis() as u64;
         Stats::set(&stats.last_flush_ms, duration_ms);
         FlushReport {
@@ -190,24 +178,24 @@ impl Recorder {
             delivered: delivery.delivered,
             failed: delivery.failed,
             retried: delivery.retried,
-            batches: delivery.batches,
+            requests: delivery.requests,
             duration_ms,
             error: delivery.error.map(|e| format!("{} sink: {e}", sink.name())),
         }
     }
 
     pub fn stats(&self) -> StatsSnapshot {
-        self.ingest.stats.snapshot()
+        self.intake.stats.snapshot()
     }
 
     /// Buffered (not yet flushed) records as JSON objects, oldest first.
     pub fn records_json(&self) -> Vec<String> {
-        self.ingest.buffer.snapshot_json()
+        self.intake.buffer.snapshot_json()
     }
 
     /// Removes and returns the buffered records as JSON objects, oldest first.
     pub fn take_records_json(&self) -> Vec<String> {
-        self.ingest
+        self.intake
             .buffer
             .take_all()
             .iter()

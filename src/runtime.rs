@@ -1,4 +1,5 @@
-//! The recorder's own tokio runtime: the receiver and the sinks run here, never on the JS thread.
+//! The addon's one tokio runtime: the receiver and the sinks run here, never on the JS thread. In
+//! Node.js it is handed to napi at module load, so async binding calls run on it too.
 
 use std::sync::OnceLock;
 
@@ -8,19 +9,23 @@ use crate::error::RecorderError;
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 
-/// The process-wide runtime, started on first use. One worker suffices: all of its work is I/O.
-pub fn handle() -> Result<Handle, RecorderError> {
-    if let Some(runtime) = RUNTIME.get() {
-        return Ok(runtime.handle().clone());
-    }
-    let runtime = Builder::new_multi_thread()
+/// Builds the runtime. One worker suffices: all of its work is I/O.
+pub fn build() -> Result<Runtime, RecorderError> {
+    Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("api-call-recorder")
         .enable_all()
         .build()
-        .map_err(RecorderError::Runtime)?;
+        .map_err(RecorderError::Runtime)
+}
+
+/// A process-wide runtime for recorders made outside Node.js (tests, tools), started on first use.
+pub fn handle() -> Result<Handle, RecorderError> {
+    if let Some(runtime) = RUNTIME.get() {
+        return Ok(runtime.handle().clone());
+    }
     // Another thread may have won the race; its runtime is used and ours is dropped.
-    let _ = RUNTIME.set(runtime);
+    let _ = RUNTIME.set(build()?);
     Ok(RUNTIME
         .get()
         .expect("runtime was just set")

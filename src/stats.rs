@@ -26,7 +26,7 @@ macro_rules! stats {
 }
 
 stats! {
-    /// Datagrams read from the socket.
+    /// Datagrams read from the socket, and events made in-process.
     received,
     /// Datagrams accepted as CSM events.
     parsed,
@@ -36,14 +36,17 @@ stats! {
     oversized,
     /// Events dropped because the buffer was full.
     dropped,
+    /// Socket errors while receiving, other than "nothing to read" (each one pauses the receiver).
+    receive_errors,
     /// Records the sink accepted.
-    flushed,
+    delivered,
     /// Records the sink could not deliver (counted once each).
     failed,
     /// Records that needed more than one delivery attempt.
     retried,
-    /// Requests sent to the sink (Firehose `PutRecordBatch` calls, file or stdout writes).
-    batches,
+    /// Requests made to the sink, retries included (Firehose `PutRecordBatch` calls, file or
+    /// stdout writes).
+    requests,
     /// Duration of the last flush, in milliseconds.
     last_flush_ms,
 }

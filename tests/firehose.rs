@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_api_call_recorder::lambda::{InvocationInfo, Phase, RecordContext};
+use aws_api_call_recorder::attribution::{InvocationInfo, Phase, RecordContext};
 use aws_api_call_recorder::record::Record;
 use aws_api_call_recorder::sink::{
     FirehoseSink, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, MAX_RECORD_BYTES, Sink, batch,
@@ -229,7 +229,7 @@ async fn ten_thousand_records_go_out_in_batches_within_the_limits_exactly_once()
     );
     let requests = standin.requests();
     assert_eq!(requests.len(), 20);
-    assert_eq!(delivery.batches, 20);
+    assert_eq!(delivery.requests, 20);
     assert!(
         requests
             .iter()
@@ -332,7 +332,11 @@ async fn refused_connections_are_retried_until_the_deadline_then_counted() {
     let delivery = sink.deliver(records(10), deadline(500)).await;
     assert!(started.elapsed() < Duration::from_millis(1_500));
     assert_eq!((delivery.delivered, delivery.failed), (0, 10));
-    assert!(delivery.batches >= 2, "retried: {} calls", delivery.batches);
+    assert!(
+        delivery.requests >= 2,
+        "retried: {} calls",
+        delivery.requests
+    );
     assert!(
         delivery
             .error
@@ -397,4 +401,58 @@ fn batches_split_on_bytes_and_oversized_records_are_dropped() {
         "10 records of 400 KiB (encoded) fit in 4 MiB"
     );
     assert!(batch(Vec::new()).0.is_empty());
+}
+
+/// Panics in the SDK's request pipeline on the request numbered `panic_on` (from 1): a bug in a
+/// batch task, as the recorder would meet it.
+#[derive(Debug)]
+struct PanicOnRequest {
+    seen: std::sync::atomic::AtomicUsize,
+    panic_on: usize,
+}
+
+impl aws_sdk_firehose::config::Intercept for PanicOnRequest {
+    fn name(&self) -> &'static str {
+        "PanicOnRequest"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &aws_sdk_firehose::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_firehose::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_firehose::config::ConfigBag,
+    ) -> Result<(), aws_sdk_firehose::error::BoxError> {
+        let seen = self.seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        assert_ne!(seen, self.panic_on, "a bug in a batch task");
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_batch_task_that_panics_counts_its_records_as_failed() {
+    let standin = StandIn::start(vec![], None).await;
+    let config = client(&format!("http://{}", standin.addr))
+        .config()
+        .to_builder()
+        .interceptor(PanicOnRequest {
+            seen: Default::default(),
+            panic_on: 2,
+        })
+        .build();
+    let sink =
+        FirehoseSink::with_client("calls".into(), aws_sdk_firehose::Client::from_conf(config));
+    // Three batches: 500, 500 and 200 records; whichever is sent second panics.
+    let delivery = sink.deliver(records(1200), deadline(10_000)).await;
+    assert_eq!(
+        delivery.delivered + delivery.failed,
+        1200,
+        "every record counted once"
+    );
+    assert!(
+        [500, 200].contains(&delivery.failed),
+        "one batch failed: {delivery:?}"
+    );
+    assert_eq!(standin.accepted().len() as u64, delivery.delivered);
+    let error = delivery.error.expect("the failure is reported").to_string();
+    assert!(error.contains("panicked"), "{error}");
 }

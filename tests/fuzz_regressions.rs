@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
+use aws_api_call_recorder::attribution::{InvocationInfo, Phase, RecordContext};
 use aws_api_call_recorder::csm::parse_datagram;
 use aws_api_call_recorder::format::CsvWriter;
-use aws_api_call_recorder::lambda::{InvocationInfo, Phase, RecordContext};
 use aws_api_call_recorder::record::Record;
 
 fn record(datagram: &[u8], info: InvocationInfo) -> Option<Record> {
-    let event = parse_datagram(datagram, true).ok()?;
+    let event = parse_datagram(datagram, false).ok()?;
     let json = serde_json::to_string(&event).unwrap();
     Some(Record::new(
         json,

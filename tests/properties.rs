@@ -12,11 +12,11 @@ use support::top_level_keys;
 
 use std::sync::Arc;
 
+use aws_api_call_recorder::attribution::{InvocationInfo, Phase, RecordContext};
 use aws_api_call_recorder::csm::{
     FIELDS, FieldKind, MAX_EVENT_BYTES, ParseError, RECORDER_FIELDS, parse_datagram,
 };
 use aws_api_call_recorder::format::{CSV_COLUMNS, CsvWriter};
-use aws_api_call_recorder::lambda::{InvocationInfo, Phase, RecordContext};
 use aws_api_call_recorder::record::Record;
 use proptest::prelude::*;
 use serde_json::{Map, Value};
@@ -266,7 +266,7 @@ proptest! {
     /// parse → serialize → parse keeps every field, and the session token is gone at every step.
     #[test]
     fn every_field_survives_and_the_token_never_does(d in datagram()) {
-        let parsed = parse_datagram(d.text.as_bytes(), true);
+        let parsed = parse_datagram(d.text.as_bytes(), false);
         if d.text.len() > MAX_EVENT_BYTES {
             let oversized = matches!(parsed, Err(ParseError::Oversized { .. }));
             prop_assert!(oversized, "a datagram over the limit was not refused as oversized");
@@ -279,7 +279,7 @@ proptest! {
         prop_assert_eq!(&first, &d.expected, "fields differ after one parse");
         prop_assert_eq!(top_level_keys(&json).len(), first.len(), "duplicate keys: {}", json);
 
-        let again = parse_datagram(json.as_bytes(), true).unwrap();
+        let again = parse_datagram(json.as_bytes(), false).unwrap();
         let json_again = serde_json::to_string(&again).unwrap();
         prop_assert_eq!(&json_again, &json, "serialization is not stable");
         prop_assert_eq!(object(&json_again), d.expected);
@@ -289,7 +289,7 @@ proptest! {
     #[test]
     fn dropping_the_access_key_keeps_everything_else(d in datagram()) {
         prop_assume!(d.text.len() <= MAX_EVENT_BYTES);
-        let event = parse_datagram(d.text.as_bytes(), false).unwrap();
+        let event = parse_datagram(d.text.as_bytes(), true).unwrap();
         let mut expected = d.expected.clone();
         expected.remove("AccessKey");
         prop_assert_eq!(object(&serde_json::to_string(&event).unwrap()), expected);
@@ -300,7 +300,7 @@ proptest! {
     #[test]
     fn records_carry_the_event_and_write_as_one_csv_row(d in datagram()) {
         prop_assume!(d.text.len() <= MAX_EVENT_BYTES);
-        let event = parse_datagram(d.text.as_bytes(), true).unwrap();
+        let event = parse_datagram(d.text.as_bytes(), false).unwrap();
         let record = record(serde_json::to_string(&event).unwrap(), info());
         let line = record.to_json();
         prop_assert!(!line.contains('\n') && !line.contains(TOKEN_VALUE));
@@ -342,7 +342,7 @@ fn escaped_and_repeated_tokens_are_all_dropped() {
         r#"{"Type":"ApiCallAttempt","Session\u0054oken":"A","SessionToken":"B","Sessio\u006EToken":{"C":[1]}}"#,
         r#"{"SessionToken":"A","Type":"ApiCallAttempt","SessionToken":null}"#,
     ] {
-        let event = parse_datagram(datagram.as_bytes(), true).unwrap();
+        let event = parse_datagram(datagram.as_bytes(), false).unwrap();
         let json = serde_json::to_string(&event).unwrap();
         assert_eq!(json, r#"{"Type":"ApiCallAttempt"}"#, "from {datagram}");
     }
@@ -351,7 +351,7 @@ fn escaped_and_repeated_tokens_are_all_dropped() {
 #[test]
 fn a_token_nested_in_an_unknown_field_is_that_fields_value_and_is_kept() {
     let datagram = r#"{"Type":"ApiCall","Custom":{"SessionToken":"not ours to rewrite"},"SessionToken":"dropped"}"#;
-    let event = parse_datagram(datagram.as_bytes(), true).unwrap();
+    let event = parse_datagram(datagram.as_bytes(), false).unwrap();
     assert_eq!(
         serde_json::to_string(&event).unwrap(),
         r#"{"Type":"ApiCall","Custom":{"SessionToken":"not ours to rewrite"}}"#
@@ -361,7 +361,7 @@ fn a_token_nested_in_an_unknown_field_is_that_fields_value_and_is_kept() {
 #[test]
 fn a_repeated_field_keeps_its_last_value() {
     let datagram = r#"{"Type":"ApiCall","Latency":1,"X":"a","Latency":2,"\u0058":"b","Type":"ApiCallAttempt"}"#;
-    let event = parse_datagram(datagram.as_bytes(), true).unwrap();
+    let event = parse_datagram(datagram.as_bytes(), false).unwrap();
     assert_eq!(
         serde_json::to_string(&event).unwrap(),
         r#"{"Type":"ApiCallAttempt","Latency":2,"X":"b"}"#
@@ -376,7 +376,7 @@ fn unknown_fields_named_like_context_fields_do_not_duplicate_keys() {
     for name in RECORDER_FIELDS {
         let datagram =
             format!(r#"{{"Type":"ApiCall","Api":"GetItem","{name}":"from the datagram"}}"#);
-        let event = parse_datagram(datagram.as_bytes(), true).unwrap();
+        let event = parse_datagram(datagram.as_bytes(), false).unwrap();
         let line = record(serde_json::to_string(&event).unwrap(), info()).to_json();
         let keys = top_level_keys(&line);
         let mut unique = keys.clone();

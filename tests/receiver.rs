@@ -3,17 +3,22 @@
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use aws_api_call_recorder::lambda::InvocationInfo;
+use aws_api_call_recorder::attribution::InvocationInfo;
 use aws_api_call_recorder::{FlushOptions, Recorder, RecorderConfig, RecorderOptions};
 use serde_json::Value;
 
 fn recorder(options: RecorderOptions) -> Recorder {
     let options = RecorderOptions {
-        port: Some(0),
+        port: Some(0.0),
         host: Some("127.0.0.1".into()),
         ..options
     };
     Recorder::new(RecorderConfig::resolve(options, |_| None).unwrap()).unwrap()
+}
+
+/// The runtime `Recorder::new` runs the receiver and the sinks on.
+fn runtime() -> tokio::runtime::Handle {
+    aws_api_call_recorder::runtime::handle().unwrap()
 }
 
 fn send(to: std::net::SocketAddr, payloads: &[&[u8]]) {
@@ -61,7 +66,7 @@ fn bad_datagrams_are_counted_and_valid_ones_around_them_recorded() {
         ],
     );
     let recorder_ref = &recorder;
-    let runtime = recorder.runtime().clone();
+    let runtime = runtime();
     runtime.block_on(async move { recorder_ref.flush(flush_options()).await });
     let stats = recorder.stats();
     assert_eq!(stats.received, 9);
@@ -105,7 +110,7 @@ fn records_late_datagrams_for_the_invocation_and_writes_jsonl() {
         std::thread::sleep(Duration::from_millis(5));
         send(addr, &[ATTEMPT, CALL]);
     });
-    let report = recorder.runtime().clone().block_on(async {
+    let report = runtime().block_on(async {
         recorder
             .finish_invocation(
                 id,
@@ -148,7 +153,7 @@ fn csv_file_gets_one_header_and_quoted_fields() {
         file: Some(path.to_string_lossy().into()),
         ..Default::default()
     });
-    let runtime = recorder.runtime().clone();
+    let runtime = runtime();
     recorder.ingest(br#"{"Type":"ApiCall","Service":"S3","Api":"GetObject","FinalAwsExceptionMessage":"a \"quoted\", comma\nline","FinalHttpStatusCode":404}"#);
     runtime.block_on(recorder.flush(flush_options()));
     recorder.ingest(CALL);
@@ -190,7 +195,7 @@ fn stop_frees_the_port_and_a_second_bind_fails_while_running() {
     let second = Recorder::new(
         RecorderConfig::resolve(
             RecorderOptions {
-                port: Some(addr.port()),
+                port: Some(f64::from(addr.port())),
                 ..Default::default()
             },
             |_| None,
@@ -200,7 +205,7 @@ fn stop_frees_the_port_and_a_second_bind_fails_while_running() {
     .unwrap();
     let error = second.start().unwrap_err();
     assert_eq!(error.code(), "ERR_RECORDER_PORT_IN_USE");
-    first.runtime().clone().block_on(first.stop());
+    runtime().block_on(first.stop());
     assert_eq!(second.start().unwrap(), addr);
 }
 

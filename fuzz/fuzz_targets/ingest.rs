@@ -14,7 +14,7 @@ fn recorder() -> &'static Recorder {
     static RECORDER: OnceLock<Recorder> = OnceLock::new();
     RECORDER.get_or_init(|| {
         let options = RecorderOptions {
-            port: Some(0),
+            port: Some(0.0),
             sink: Some("none".into()),
             ..Default::default()
         };

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use aws_api_call_recorder::csm::parse_datagram;
 use aws_api_call_recorder::format::{CSV_COLUMNS, CsvWriter};
-use aws_api_call_recorder::lambda::{InvocationInfo, Phase, RecordContext};
+use aws_api_call_recorder::attribution::{InvocationInfo, Phase, RecordContext};
 use aws_api_call_recorder::record::Record;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
@@ -49,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
     }
 
     let (datagram, strings) = parts(data);
-    let Ok(event) = parse_datagram(datagram, true) else {
+    let Ok(event) = parse_datagram(datagram, false) else {
         return;
     };
     let event_json = serde_json::to_string(&event).unwrap();

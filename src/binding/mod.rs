@@ -1,4 +1,8 @@
 //! The Node.js binding: a thin napi layer over [`crate::Recorder`]. No domain logic lives here.
+//!
+//! One tokio runtime serves the addon: the recorder's own (one worker, named threads), handed to napi
+//! at module load, so async methods run where the receiver and the sinks live, without a hop.
+//! Synchronous methods catch panics, so a bug becomes a JS error instead of aborting the process.
 
 mod error;
 mod options;
@@ -10,9 +14,17 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use self::error::{ErrorCode, to_napi};
-use self::options::{FlushReport, InvocationInfo, RecorderOptions, RecorderStats};
-use crate::config::{ConfigError, RecorderConfig};
+use self::options::{FlushReport, InvocationInfo, RecorderStats};
+use crate::config::{RecorderConfig, RecorderOptions};
 use crate::recorder::{FlushOptions, Recorder};
+
+#[napi_derive::module_init]
+fn init() {
+    // If the runtime cannot be built, napi builds its default one and the recorder uses that.
+    if let Ok(runtime) = crate::runtime::build() {
+        napi::bindgen_prelude::create_custom_tokio_runtime(runtime);
+    }
+}
 
 /// The native recorder. The hand-written `Recorder` and `ApiCallRecorder` in index.js wrap it.
 #[napi(js_name = "NativeRecorder")]
@@ -23,21 +35,19 @@ pub struct NativeRecorder {
 #[napi]
 impl NativeRecorder {
     /// Resolves options against the environment. Throws `ERR_RECORDER_CONFIG` for unusable values.
-    #[napi(constructor)]
+    #[napi(constructor, catch_unwind)]
     pub fn new(options: Option<RecorderOptions>) -> Result<Self, ErrorCode> {
-        let options = options.unwrap_or_default().try_into();
-        let config = options
-            .and_then(RecorderConfig::from_options)
-            .map_err(|e: ConfigError| to_napi(e.into()))?;
-        let inner = Recorder::new(config).map_err(to_napi)?;
+        let config = RecorderConfig::from_options(options.unwrap_or_default())
+            .map_err(|e| to_napi(e.into()))?;
+        let runtime = within_runtime_if_available(tokio::runtime::Handle::current);
         Ok(NativeRecorder {
-            inner: Arc::new(inner),
+            inner: Arc::new(Recorder::on_runtime(config, runtime)),
         })
     }
 
     /// Binds the UDP port and starts receiving; returns the bound `host:port`.
     /// Throws `ERR_RECORDER_PORT_IN_USE` or `ERR_RECORDER_BIND`.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn start(&self) -> Result<String, ErrorCode> {
         self.inner
             .start()
@@ -48,22 +58,23 @@ impl NativeRecorder {
     /// Takes in what is queued, then closes the socket.
     #[napi]
     pub async fn stop(&self) -> Result<()> {
-        self.on_runtime(|inner| async move { inner.stop().await })
-            .await
+        self.inner.stop().await;
+        Ok(())
     }
 
     /// Takes in one CSM event produced in this process (the v3 SDK plugin), exactly as if it had
     /// arrived as a datagram: parsed, sanitized, counted and buffered.
-    #[napi]
-    pub fn ingest(&self, event_json: String) {
+    #[napi(catch_unwind)]
+    pub fn ingest(&self, event_json: String) -> Result<()> {
         self.inner.ingest(event_json.as_bytes());
+        Ok(())
     }
 
     /// Attributes records received from now on to this invocation; returns its id.
-    #[napi]
-    pub fn begin_invocation(&self, info: Option<InvocationInfo>) -> u32 {
+    #[napi(catch_unwind)]
+    pub fn begin_invocation(&self, info: Option<InvocationInfo>) -> Result<u32> {
         // Ids count up from 1 per recorder; u32 is plenty for one process.
-        self.inner.begin_invocation(info.unwrap_or_default().into()) as u32
+        Ok(self.inner.begin_invocation(info.unwrap_or_default().into()) as u32)
     }
 
     /// Drains `drainMs`, ends the invocation and delivers the buffer. `timeoutMs` caps the whole call
@@ -76,11 +87,7 @@ impl NativeRecorder {
         timeout_ms: Option<u32>,
     ) -> Result<FlushReport> {
         let options = self.flush_options(drain_ms, timeout_ms);
-        let report = self
-            .on_runtime(
-                |inner| async move { inner.finish_invocation(u64::from(id), options).await },
-            )
-            .await?;
+        let report = self.inner.finish_invocation(u64::from(id), options).await;
         Ok(report.into())
     }
 
@@ -93,27 +100,24 @@ impl NativeRecorder {
         timeout_ms: Option<u32>,
     ) -> Result<FlushReport> {
         let options = self.flush_options(drain_ms, timeout_ms);
-        let report = self
-            .on_runtime(|inner| async move { inner.flush(options).await })
-            .await?;
-        Ok(report.into())
+        Ok(self.inner.flush(options).await.into())
     }
 
-    #[napi]
-    pub fn stats(&self) -> RecorderStats {
-        self.inner.stats().into()
+    #[napi(catch_unwind)]
+    pub fn stats(&self) -> Result<RecorderStats> {
+        Ok(self.inner.stats().into())
     }
 
     /// Buffered records as a JSON array (parsed on the JS side in one call).
-    #[napi]
-    pub fn records_json(&self) -> String {
-        join_json(self.inner.records_json())
+    #[napi(catch_unwind)]
+    pub fn records_json(&self) -> Result<String> {
+        Ok(join_json(self.inner.records_json()))
     }
 
     /// Removes the buffered records and returns them as a JSON array.
-    #[napi]
-    pub fn take_records_json(&self) -> String {
-        join_json(self.inner.take_records_json())
+    #[napi(catch_unwind)]
+    pub fn take_records_json(&self) -> Result<String> {
+        Ok(join_json(self.inner.take_records_json()))
     }
 
     /// The `host:port` the recorder binds (port 0: any free port), known before `start()`.
@@ -148,18 +152,6 @@ impl NativeRecorder {
 }
 
 impl NativeRecorder {
-    /// Runs `work` on the recorder's own runtime (where its socket and timers live) and awaits it
-    /// from napi's.
-    async fn on_runtime<F, T>(&self, work: impl FnOnce(Arc<Recorder>) -> F) -> Result<T>
-    where
-        F: std::future::Future<Output = T> + Send + 'static,
-        T: Send + 'static,
-    {
-        let inner = self.inner.clone();
-        let runtime = inner.runtime().clone();
-        runtime.spawn(work(inner)).await.map_err(join_error)
-    }
-
     /// The drain, then delivery within the configured flush timeout; `timeout_ms`, when given, caps
     /// the whole of it (drain included), as the Lambda deadline does.
     fn flush_options(&self, drain_ms: Option<u32>, timeout_ms: Option<u32>) -> FlushOptions {
@@ -177,7 +169,7 @@ impl NativeRecorder {
 
 /// Formats records (a JSON array of record objects, as `recordsJson` returns) as CSV rows, with the
 /// header row first when `header` is set. The columns are the file sink's.
-#[napi]
+#[napi(catch_unwind)]
 #[cfg_attr(test, allow(dead_code))]
 pub fn format_csv(records_json: String, header: bool) -> Result<String> {
     let records: Vec<&serde_json::value::RawValue> =
@@ -203,8 +195,4 @@ pub fn csv_columns() -> Vec<&'static str> {
 
 fn join_json(records: Vec<String>) -> String {
     format!("[{}]", records.join(","))
-}
-
-fn join_error(error: tokio::task::JoinError) -> napi::Error {
-    napi::Error::from_reason(format!("recorder task failed: {error}"))
 }

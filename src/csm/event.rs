@@ -94,12 +94,12 @@ macro_rules! csm_event {
                 &mut self,
                 key: &str,
                 map: &mut A,
-                keep_access_key: bool,
+                drop_access_key: bool,
             ) -> Result<bool, A::Error> {
                 match key {
                     $( $json => {
                         let value = csm_event!(@read map, $kind);
-                        let dropped = !keep_access_key && $json == ACCESS_KEY;
+                        let dropped = drop_access_key && $json == ACCESS_KEY;
                         self.altered |= dropped || value.is_none() || self.$field.is_some();
                         self.$field = if dropped { None } else { value };
                     } )*
@@ -183,9 +183,9 @@ impl<'de> Deserialize<'de> for CowStr<'de> {
     }
 }
 
-/// Deserializes a CSM object; `keep_access_key` decides whether `AccessKey` is kept.
+/// Deserializes a CSM object; `drop_access_key` leaves `AccessKey` out.
 pub(crate) struct EventSeed {
-    pub keep_access_key: bool,
+    pub drop_access_key: bool,
 }
 
 impl<'de> de::DeserializeSeed<'de> for EventSeed {
@@ -221,7 +221,7 @@ impl<'de> Visitor<'de> for EventSeed {
                 // A live credential: skipped without ever being copied out of the datagram.
                 map.next_value::<IgnoredAny>()?;
                 event.altered = true;
-            } else if event.set_field(&key, &mut map, self.keep_access_key)? {
+            } else if event.set_field(&key, &mut map, self.drop_access_key)? {
                 // A known field, stored.
             } else if is_reserved(&key) {
                 map.next_value::<IgnoredAny>()?;

@@ -19,9 +19,9 @@ pub enum ParseError {
     Malformed(#[from] serde_json::Error),
 }
 
-/// Parses one datagram. `SessionToken` is skipped during parsing and never stored; `AccessKey` is kept
-/// only when `keep_access_key` is set.
-pub fn parse_datagram(bytes: &[u8], keep_access_key: bool) -> Result<CsmEvent<'_>, ParseError> {
+/// Parses one datagram. `SessionToken` is skipped during parsing and never stored; `AccessKey` is left
+/// out when `drop_access_key` is set.
+pub fn parse_datagram(bytes: &[u8], drop_access_key: bool) -> Result<CsmEvent<'_>, ParseError> {
     if bytes.len() > MAX_EVENT_BYTES {
         return Err(ParseError::Oversized { size: bytes.len() });
     }
@@ -29,7 +29,7 @@ pub fn parse_datagram(bytes: &[u8], keep_access_key: bool) -> Result<CsmEvent<'_
         return Err(ParseError::Empty);
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let event = EventSeed { keep_access_key }.deserialize(&mut deserializer)?;
+    let event = EventSeed { drop_access_key }.deserialize(&mut deserializer)?;
     deserializer.end()?;
     Ok(event)
 }
@@ -78,7 +78,7 @@ mod tests {
     fn drops_session_token_and_keeps_unknown_fields() {
         let event = parse_datagram(
             br#"{"Type":"ApiCallAttempt","SessionToken":"SECRET","Service":"STS","NewField":{"a":[1,2]}}"#,
-            true,
+            false,
         )
         .unwrap();
         assert_eq!(event.event_type, EventType::ApiCallAttempt);
@@ -94,7 +94,7 @@ mod tests {
     fn fields_named_like_the_recorders_or_a_known_one_in_other_case_are_dropped() {
         let event = parse_datagram(
             br#"{"Type":"ApiCall","phase":"x","RecordedAt":1,"service":"s3","Service":"S3","Custom":1}"#,
-            true,
+            false,
         )
         .unwrap();
         assert!(event.altered);
@@ -108,22 +108,22 @@ mod tests {
     fn access_key_can_be_dropped() {
         let bytes = br#"{"Type":"ApiCallAttempt","AccessKey":"AKIAEXAMPLE"}"#;
         assert_eq!(
-            parse_datagram(bytes, true).unwrap().access_key.as_deref(),
+            parse_datagram(bytes, false).unwrap().access_key.as_deref(),
             Some("AKIAEXAMPLE")
         );
-        assert_eq!(parse_datagram(bytes, false).unwrap().access_key, None);
+        assert_eq!(parse_datagram(bytes, true).unwrap().access_key, None);
     }
 
     #[test]
     fn escaped_and_raw_unicode_parse_to_the_same_text() {
         let escaped = parse_datagram(
             br#"{"Type":"ApiCall","FinalAwsExceptionMessage":"f\u00fcr \u2713"}"#,
-            true,
+            false,
         )
         .unwrap();
         let raw = parse_datagram(
             "{\"Type\":\"ApiCall\",\"FinalAwsExceptionMessage\":\"für ✓\"}".as_bytes(),
-            true,
+            false,
         )
         .unwrap();
         assert_eq!(
@@ -135,7 +135,8 @@ mod tests {
 
     #[test]
     fn multi_line_unknown_values_are_compacted() {
-        let event = parse_datagram(b"{\"Type\":\"ApiCall\",\"X\":{\n \"a\" : 1\n}}", true).unwrap();
+        let event =
+            parse_datagram(b"{\"Type\":\"ApiCall\",\"X\":{\n \"a\" : 1\n}}", false).unwrap();
         assert_eq!(
             serde_json::to_string(&event).unwrap(),
             r#"{"Type":"ApiCall","X":{"a":1}}"#
@@ -160,14 +161,14 @@ mod tests {
             b"{\"Type\":\"Api\xffCall\"}",
         ] {
             assert!(
-                parse_datagram(bad, true).is_err(),
+                parse_datagram(bad, false).is_err(),
                 "accepted {:?}",
                 String::from_utf8_lossy(bad)
             );
         }
         let oversized = vec![b' '; MAX_EVENT_BYTES + 1];
         assert!(matches!(
-            parse_datagram(&oversized, true),
+            parse_datagram(&oversized, false),
             Err(ParseError::Oversized { .. })
         ));
     }
@@ -175,9 +176,9 @@ mod tests {
     #[test]
     fn lone_surrogates_are_replaced_and_pairs_kept() {
         let cut = br#"{"Type":"ApiCall","FinalAwsExceptionMessage":"cut \ud83d","X":"\\ud83d \ud83d\ude00 \ude00"}"#;
-        assert!(parse_datagram(cut, true).is_err());
+        assert!(parse_datagram(cut, false).is_err());
         let repaired = repair_lone_surrogates(cut).unwrap();
-        let event = parse_datagram(&repaired, true).unwrap();
+        let event = parse_datagram(&repaired, false).unwrap();
         assert_eq!(
             event.final_aws_exception_message.as_deref(),
             Some("cut \u{fffd}")
@@ -199,6 +200,6 @@ mod tests {
         deep.push_str(&"[".repeat(4000));
         deep.push_str(&"]".repeat(4000));
         deep.push('}');
-        assert!(parse_datagram(deep.as_bytes(), true).is_err());
+        assert!(parse_datagram(deep.as_bytes(), false).is_err());
     }
 }

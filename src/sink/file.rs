@@ -128,11 +128,11 @@ impl Sink for FileSink {
             match written {
                 Ok(Ok(())) => Delivery {
                     delivered: count as u64,
-                    batches: 1,
+                    requests: 1,
                     ..Default::default()
                 },
                 Ok(Err(error)) => Delivery {
-                    batches: 1,
+                    requests: 1,
                     ..Delivery::failed(count, error)
                 },
                 Err(join_error) => Delivery::failed(

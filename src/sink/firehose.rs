@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 use aws_sdk_firehose::Client;
 use aws_sdk_firehose::config::http::HttpResponse;
 use aws_sdk_firehose::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_firehose::operation::put_record_batch::PutRecordBatchOutput;
 use aws_sdk_firehose::primitives::Blob;
 use aws_sdk_firehose::types::Record as FirehoseRecord;
+use bytes::Bytes;
 use tokio::sync::{OnceCell, Semaphore};
 use tokio::task::JoinSet;
 
@@ -80,22 +82,40 @@ impl FirehoseSink {
         }
         let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_BATCHES));
         let mut tasks = JoinSet::new();
+        let mut sizes = std::collections::HashMap::new();
         for entries in batches {
             let (client, stream, permits) = (client.clone(), self.stream.clone(), permits.clone());
-            tasks.spawn(async move {
+            let size = entries.len() as u64;
+            let task = tasks.spawn(async move {
                 let _permit = permits.acquire_owned().await;
                 send_batch(&client, &stream, entries, deadline).await
             });
+            sizes.insert(task.id(), size);
         }
-        while let Some(joined) = tasks.join_next().await {
-            // A batch task cannot panic short of a bug in the SDK; count nothing twice either way.
-            let Ok(outcome) = joined else { continue };
-            delivery.delivered += outcome.delivered;
-            delivery.failed += outcome.failed;
-            delivery.retried += outcome.retried;
-            delivery.batches += outcome.calls;
-            if let Some(message) = outcome.error {
-                delivery.error.get_or_insert_with(|| self.error(message));
+        while let Some(joined) = tasks.join_next_with_id().await {
+            match joined {
+                Ok((_, outcome)) => {
+                    delivery.delivered += outcome.delivered;
+                    delivery.failed += outcome.failed;
+                    delivery.retried += outcome.retried;
+                    delivery.requests += outcome.requests;
+                    if let Some(message) = outcome.error {
+                        delivery.error.get_or_insert_with(|| self.error(message));
+                    }
+                }
+                // A batch that panicked or was cancelled delivered nothing anyone can tell: its
+                // records count as failed, so every record is still counted once.
+                Err(error) => {
+                    delivery.failed += sizes.get(&error.id()).copied().unwrap_or(0);
+                    let why = if error.is_panic() {
+                        "panicked"
+                    } else {
+                        "was cancelled"
+                    };
+                    delivery
+                        .error
+                        .get_or_insert_with(|| self.error(format!("a PutRecordBatch task {why}")));
+                }
             }
         }
         delivery
@@ -121,9 +141,9 @@ impl Sink for FirehoseSink {
 
 /// Encodes records as newline-terminated JSON and splits them into batches within the limits.
 /// Returns the batches and how many records were too large to send at all.
-pub fn batch(records: Vec<Record>) -> (Vec<Vec<Vec<u8>>>, usize) {
+pub fn batch(records: Vec<Record>) -> (Vec<Vec<Bytes>>, usize) {
     let mut batches = Vec::new();
-    let mut current: Vec<Vec<u8>> = Vec::new();
+    let mut current: Vec<Bytes> = Vec::new();
     let mut current_bytes = 0;
     let mut oversized = 0;
     for record in records {
@@ -143,7 +163,7 @@ pub fn batch(records: Vec<Record>) -> (Vec<Vec<Vec<u8>>>, usize) {
             current_bytes = 0;
         }
         current_bytes += encoded;
-        current.push(data);
+        current.push(Bytes::from(data));
     }
     if !current.is_empty() {
         batches.push(current);
@@ -160,21 +180,32 @@ struct BatchOutcome {
     delivered: u64,
     failed: u64,
     retried: u64,
-    calls: u64,
+    requests: u64,
     error: Option<String>,
+}
+
+/// A record still to be delivered. The data is shared, so a resend copies nothing.
+struct Pending {
+    data: Bytes,
+    resent: bool,
 }
 
 /// Sends one batch, resending only the entries that failed, until all are in or the deadline passes.
 async fn send_batch(
     client: &Client,
     stream: &str,
-    mut pending: Vec<Vec<u8>>,
+    entries: Vec<Bytes>,
     deadline: Instant,
 ) -> BatchOutcome {
+    let mut pending: Vec<Pending> = entries
+        .into_iter()
+        .map(|data| Pending {
+            data,
+            resent: false,
+        })
+        .collect();
     let mut outcome = BatchOutcome::default();
-    let mut attempt: u32 = 0;
-    let mut resent = vec![false; pending.len()];
-    loop {
+    for attempt in 0u32.. {
         let now = Instant::now();
         if now >= deadline {
             outcome.failed += pending.len() as u64;
@@ -184,77 +215,108 @@ async fn send_batch(
                     pending.len()
                 )
             });
-            return outcome;
+            break;
         }
-        let request = client
-            .put_record_batch()
-            .delivery_stream_name(stream)
-            .set_records(Some(
-                pending
-                    .iter()
-                    .map(|data| {
-                        FirehoseRecord::builder()
-                            .data(Blob::new(data.clone()))
-                            .build()
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-                    .expect("a record with data always builds"),
-            ));
-        outcome.calls += 1;
+        outcome.requests += 1;
         let timeout = (deadline - now).min(ATTEMPT_TIMEOUT);
-        let retry_reason = match tokio::time::timeout(timeout, request.send()).await {
-            Ok(Ok(response)) => {
-                if response.failed_put_count() == 0 {
-                    outcome.delivered += pending.len() as u64;
-                    // Earlier attempts' errors were overcome: nothing to report.
-                    outcome.error = None;
-                    return outcome;
-                }
-                // Keep exactly the entries whose response carries an error code, in order.
-                let responses = response.request_responses();
-                let mut still_pending = Vec::new();
-                let mut still_resent = Vec::new();
-                let mut first_error = None;
-                for (index, data) in pending.into_iter().enumerate() {
-                    match responses.get(index) {
-                        Some(entry) if entry.error_code().is_none() => outcome.delivered += 1,
-                        entry => {
-                            if first_error.is_none() {
-                                first_error = entry.and_then(|e| e.error_code()).map(str::to_owned);
-                            }
-                            still_pending.push(data);
-                            still_resent.push(resent[index]);
-                        }
-                    }
-                }
-                pending = still_pending;
-                resent = still_resent;
-                format!(
-                    "{} records failed ({})",
-                    pending.len(),
-                    first_error.unwrap_or_else(|| "no error code".into())
-                )
+        let reason = match put_record_batch(client, stream, &pending, timeout).await {
+            Ok(response) if response.failed_put_count() == 0 => {
+                outcome.delivered += pending.len() as u64;
+                // Earlier attempts' errors were overcome: nothing to report.
+                outcome.error = None;
+                break;
             }
-            Ok(Err(error)) => {
-                let (retryable, message) = classify(&error);
-                if !retryable {
-                    outcome.failed += pending.len() as u64;
-                    outcome.error = Some(message);
-                    return outcome;
-                }
-                message
+            Ok(response) => {
+                let sent = pending.len() as u64;
+                let reason;
+                (pending, reason) = keep_refused(pending, &response);
+                outcome.delivered += sent - pending.len() as u64;
+                reason
             }
-            Err(_elapsed) => format!("PutRecordBatch timed out after {} ms", timeout.as_millis()),
+            Err(Failure {
+                retryable: false,
+                reason,
+            }) => {
+                outcome.failed += pending.len() as u64;
+                outcome.error = Some(reason);
+                break;
+            }
+            Err(Failure { reason, .. }) => reason,
         };
-        for flag in resent.iter_mut().filter(|flag| !**flag) {
-            *flag = true;
+        for entry in pending.iter_mut().filter(|entry| !entry.resent) {
+            entry.resent = true;
             outcome.retried += 1;
         }
-        outcome.error = Some(retry_reason);
+        outcome.error = Some(reason);
         let delay = backoff(attempt).min(deadline.saturating_duration_since(Instant::now()));
         tokio::time::sleep(delay).await;
-        attempt += 1;
     }
+    outcome
+}
+
+/// A `PutRecordBatch` call that failed as a whole.
+struct Failure {
+    retryable: bool,
+    reason: String,
+}
+
+/// One `PutRecordBatch` call with the pending entries, bounded by `timeout`.
+async fn put_record_batch(
+    client: &Client,
+    stream: &str,
+    pending: &[Pending],
+    timeout: Duration,
+) -> Result<PutRecordBatchOutput, Failure> {
+    let records = pending
+        .iter()
+        .map(|entry| {
+            FirehoseRecord::builder()
+                .data(Blob::from_maybe_shared(entry.data.clone()))
+                .build()
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .expect("a record with data always builds");
+    let request = client
+        .put_record_batch()
+        .delivery_stream_name(stream)
+        .set_records(Some(records));
+    match tokio::time::timeout(timeout, request.send()).await {
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(error)) => {
+            let (retryable, reason) = classify(&error);
+            Err(Failure { retryable, reason })
+        }
+        Err(_elapsed) => Err(Failure {
+            retryable: true,
+            reason: format!("PutRecordBatch timed out after {} ms", timeout.as_millis()),
+        }),
+    }
+}
+
+/// The entries whose response carries an error code, in order, and a reason naming the first code.
+fn keep_refused(pending: Vec<Pending>, response: &PutRecordBatchOutput) -> (Vec<Pending>, String) {
+    let responses = response.request_responses();
+    let mut first_error = None;
+    let refused: Vec<Pending> = pending
+        .into_iter()
+        .enumerate()
+        .filter(|(index, _)| match responses.get(*index) {
+            Some(entry) if entry.error_code().is_none() => false,
+            entry => {
+                if first_error.is_none() {
+                    first_error = entry.and_then(|e| e.error_code()).map(str::to_owned);
+                }
+                true
+            }
+        })
+        .map(|(_, entry)| entry)
+        .collect();
+    let reason = format!(
+        "{} records failed ({})",
+        refused.len(),
+        first_error.unwrap_or_else(|| "no error code".into())
+    );
+    (refused, reason)
 }
 
 /// Full-jitter exponential backoff.

@@ -23,8 +23,8 @@ pub struct Delivery {
     pub failed: u64,
     /// Records that needed more than one attempt.
     pub retried: u64,
-    /// Requests made (API calls or writes).
-    pub batches: u64,
+    /// Requests made, retries included (API calls or writes).
+    pub requests: u64,
     /// What went wrong, if anything did; a summary, free of record contents.
     pub error: Option<SinkError>,
 }
@@ -62,6 +62,4 @@ pub enum SinkError {
     Csv(#[from] crate::format::CsvError),
     #[error("Firehose delivery stream {stream:?}: {message}")]
     Firehose { stream: String, message: String },
-    #[error("deadline reached with {pending} records undelivered")]
-    Deadline { pending: usize },
 }

@@ -1,4 +1,4 @@
-//! The Lambda context a record is attributed to: which function, which invocation, which phase.
+//! Attribution: which function, invocation and phase each record belongs to.
 
 use std::sync::{Arc, Mutex};
 
@@ -12,15 +12,6 @@ pub enum Phase {
     Init,
     /// While an invocation was running (or draining).
     Invoke,
-}
-
-impl Phase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Init => "init",
-            Phase::Invoke => "invoke",
-        }
-    }
 }
 
 /// What the wrapper knows about one invocation.
@@ -97,7 +88,7 @@ impl RecordContext {
 /// it stays with the last one that began. In Lambda an environment runs one invocation at a time, so
 /// the rule is exact there; with concurrent invocations in one process it is a best effort.
 #[derive(Debug)]
-pub struct ContextTracker {
+pub struct InvocationTracker {
     state: Mutex<TrackerState>,
 }
 
@@ -108,7 +99,7 @@ struct TrackerState {
     next_id: u64,
 }
 
-impl ContextTracker {
+impl InvocationTracker {
     /// `init_info` describes the function before any invocation (from the Lambda environment
     /// variables); `init_phase` marks records received before the first invocation `init` (under
     /// the Lambda wrapper) rather than leaving them without a phase (a plain recorder).
@@ -118,7 +109,7 @@ impl ContextTracker {
         } else {
             RecordContext::without_phase(init_info)
         };
-        ContextTracker {
+        InvocationTracker {
             state: Mutex::new(TrackerState {
                 current: Arc::new(initial),
                 active: Vec::new(),
@@ -165,7 +156,7 @@ mod tests {
 
     #[test]
     fn a_plain_recorder_leaves_the_phase_out_until_an_invocation_begins() {
-        let tracker = ContextTracker::new(InvocationInfo::default(), false);
+        let tracker = InvocationTracker::new(InvocationInfo::default(), false);
         assert_eq!(tracker.current().phase, None);
         assert_eq!(tracker.current().json_fields(), "");
         tracker.begin(InvocationInfo::default());
@@ -181,7 +172,7 @@ mod tests {
 
     #[test]
     fn attributes_to_latest_running_invocation() {
-        let tracker = ContextTracker::new(
+        let tracker = InvocationTracker::new(
             InvocationInfo {
                 function_name: Some("fn".into()),
                 ..Default::default()

@@ -1,0 +1,96 @@
+//! The one intake path: parse → attribute → buffer → count. Received datagrams and events made
+//! in-process (the v3 SDK plugin) both come through here, so every one is counted exactly once.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::attribution::{InvocationTracker, RecordContext};
+use crate::buffer::RecordBuffer;
+use crate::csm::{CsmEvent, ParseError, parse_datagram, repair_lone_surrogates};
+use crate::record::Record;
+use crate::stats::Stats;
+
+/// Turns datagrams into buffered records and counts every outcome.
+#[derive(Debug)]
+pub struct Intake {
+    pub stats: Stats,
+    pub buffer: RecordBuffer,
+    pub invocations: InvocationTracker,
+    /// Leave the access key id in records.
+    pub drop_access_key: bool,
+}
+
+impl Intake {
+    /// Accepts one datagram received at `now_ms`.
+    pub fn accept(&self, datagram: &[u8], now_ms: u64) {
+        self.accept_batch(std::iter::once(Some(datagram)), now_ms);
+    }
+
+    /// Accepts datagrams received together; `None` is one too large to read whole. Counters and the
+    /// buffer are updated once for the batch.
+    pub fn accept_batch<'a>(&self, datagrams: impl Iterator<Item = Option<&'a [u8]>>, now_ms: u64) {
+        let context = self.invocations.current();
+        let mut records = Vec::new();
+        let (mut received, mut oversized, mut malformed) = (0, 0, 0);
+        for datagram in datagrams {
+            received += 1;
+            match datagram.map(|d| self.to_record(d, now_ms, &context)) {
+                Some(Ok(record)) => records.push(record),
+                Some(Err(ParseError::Oversized { .. })) | None => oversized += 1,
+                Some(Err(_)) => malformed += 1,
+            }
+        }
+        let stats = &self.stats;
+        Stats::add(&stats.received, received);
+        Stats::add(&stats.parsed, records.len() as u64);
+        Stats::add(&stats.oversized, oversized);
+        Stats::add(&stats.malformed, malformed);
+        let refused = self.buffer.push_many(records);
+        Stats::add(&stats.dropped, refused as u64);
+    }
+
+    /// Parses and sanitizes one datagram into a record.
+    fn to_record(
+        &self,
+        datagram: &[u8],
+        now_ms: u64,
+        context: &Arc<RecordContext>,
+    ) -> Result<Record, ParseError> {
+        let json = match parse_datagram(datagram, self.drop_access_key) {
+            Ok(event) => record_json(datagram, &event),
+            Err(error @ ParseError::Oversized { .. }) => return Err(error),
+            // Rare: retried only when the datagram has a lone surrogate escape to repair.
+            Err(error) => match repair_lone_surrogates(datagram) {
+                Some(fixed) => {
+                    let event = parse_datagram(&fixed, self.drop_access_key)?;
+                    record_json(&fixed, &event)
+                }
+                None => return Err(error),
+            },
+        };
+        Ok(Record::new(json, context.clone(), now_ms))
+    }
+}
+
+/// The record's JSON: the datagram itself when it is already a faithful, single-line object (the
+/// common case, which saves serializing again), else the event serialized anew.
+fn record_json(datagram: &[u8], event: &CsmEvent<'_>) -> String {
+    let single_object = datagram.first() == Some(&b'{')
+        && datagram.last() == Some(&b'}')
+        && !datagram.iter().any(|&b| b == b'\n' || b == b'\r');
+    if !event.altered
+        && single_object
+        && let Ok(text) = std::str::from_utf8(datagram)
+    {
+        return text.to_owned();
+    }
+    serde_json::to_string(event).expect("a parsed event always serializes")
+}
+
+/// Milliseconds since the Unix epoch, as records carry them.
+pub fn epoch_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
