@@ -1,6 +1,6 @@
 // Public API of aws-api-call-recorder. The native types come from the generated binding.d.ts.
 
-import type { FlushReport, RecorderStats, InvocationInfo } from './binding'
+import type { FlushReport, RecorderStats, InvocationInfo, RecorderOptions as NativeRecorderOptions } from './binding'
 import { recorderPlugin, instrumentSdkV3 } from './sdk-v3'
 
 export type { FlushReport, RecorderStats, InvocationInfo } from './binding'
@@ -8,7 +8,7 @@ export { recorderPlugin, instrumentSdkV3 }
 export type { RecorderPluginOptions, RecorderPlugin, SdkV3Instrumentation, EventIngester } from './sdk-v3'
 
 /** Where flushed records go. */
-export type Sink = 'firehose' | 'file' | 'stdout' | 'none'
+export type Sink = NonNullable<NativeRecorderOptions['sink']>
 
 /** Something with a `warn` method, such as `console` or a Powertools Logger. */
 export interface Logger {
@@ -16,10 +16,11 @@ export interface Logger {
 }
 
 /**
- * Options for {@link ApiCallRecorder} and {@link Recorder}. Each option wins over its environment
- * variable, which wins over the default.
+ * Options for {@link ApiCallRecorder} and {@link Recorder}: the native recorder's options (see
+ * `binding.d.ts`, generated from the Rust declaration) and the JavaScript side's own. Each option
+ * wins over its environment variable, which wins over the default.
  */
-export interface RecorderOptions {
+export interface RecorderOptions extends NativeRecorderOptions {
   /**
    * Record at all. When off, `ApiCallRecorder` returns the handler itself and opens no socket.
    * Env: on when `API_CALL_RECORDER_IS_ACTIVATED` is `true` (or `1`, `yes`, `on`), off when it is
@@ -28,80 +29,12 @@ export interface RecorderOptions {
    */
   enabled?: boolean
   /**
-   * Address to receive CSM datagrams on. Anything but loopback lets other hosts send records, and
-   * logs a warning. Env: `AWS_CSM_HOST` (the variable the SDKs send to).
-   * @default '127.0.0.1'
-   */
-  host?: string
-  /**
-   * UDP port to receive CSM datagrams on; `0` picks a free port. Env: `AWS_CSM_PORT`.
-   * @default 31000
-   */
-  port?: number
-  /**
-   * Where flushed records go. Env: `API_CALL_RECORDER_SINK`.
-   * @default 'firehose' when a delivery stream is set, else 'file' when a file is set, else 'stdout'
-   */
-  sink?: Sink
-  /**
-   * File that records are appended to (created with its folders if missing). Env: `API_CALL_RECORDER_FILE`.
-   */
-  file?: string
-  /**
-   * Record format for the file and stdout sinks: JSON Lines, or CSV with a header row.
-   * Env: `API_CALL_RECORDER_FORMAT`.
-   * @default 'csv' for a file ending in .csv, else 'jsonl'
-   */
-  format?: 'jsonl' | 'csv'
-  /**
-   * Amazon Data Firehose delivery stream to send records to with PutRecordBatch. The region comes
-   * from `AWS_REGION`; `AWS_ENDPOINT_URL_FIREHOSE` / `AWS_ENDPOINT_URL` override the endpoint.
-   * Env: `API_CALL_RECORDER_DELIVERY_STREAM_NAME`.
-   */
-  deliveryStreamName?: string
-  /**
-   * Leave the access key id (`AccessKey`) out of records. The session token is always removed.
-   * Env: `API_CALL_RECORDER_DROP_ACCESS_KEY`.
-   * @default false
-   */
-  dropAccessKey?: boolean
-  /**
-   * Most records held between flushes; more are dropped and counted. Env: `API_CALL_RECORDER_MAX_BUFFERED_RECORDS`.
-   * @default 100000
-   */
-  maxBufferedRecords?: number
-  /**
-   * Most bytes held between flushes; more are dropped and counted. Env: `API_CALL_RECORDER_MAX_BUFFERED_BYTES`.
-   * @default 67108864
-   */
-  maxBufferedBytes?: number
-  /**
-   * Milliseconds to keep receiving after the handler returns, for datagrams still on their way.
-   * Env: `API_CALL_RECORDER_DRAIN_MS`.
-   * @default 25
-   */
-  drainMs?: number
-  /**
-   * Upper bound on one flush in milliseconds. In Lambda the flush also ends 300 ms before the
-   * invocation's deadline (`context.getRemainingTimeInMillis()`); what is undelivered then is counted
-   * as failed and reported in one warning. Env: `API_CALL_RECORDER_FLUSH_TIMEOUT_MS`.
-   * @default 10000
-   */
-  flushTimeoutMs?: number
-  /**
    * `ApiCallRecorder` only: also record the calls of every AWS SDK for JavaScript v3 client in the
    * process, which sends no CSM datagrams of its own (see `instrumentSdkV3`). Their events go straight
    * into this recorder.
    * @default true
    */
   sdkV3?: boolean
-  /**
-   * Mark records received before the first invocation `phase: 'init'`. `ApiCallRecorder` always
-   * does; a plain `Recorder` does only inside Lambda, and its records otherwise carry no phase
-   * until `beginInvocation` is called.
-   * @default true inside Lambda (`AWS_LAMBDA_FUNCTION_NAME` set), else false
-   */
-  initPhase?: boolean
   /**
    * Where warnings go. The recorder never throws into the handler; it warns instead.
    * @default console

@@ -63,12 +63,12 @@ test('10,000 records in one flush reach S3 in batches of at most 500', async () 
     recorder.ingest(JSON.stringify({ Type: 'ApiCall', Service: 'DynamoDB', Api: 'GetItem', Latency: i, Version: 1 }))
   }
   const report = await recorder.flush({ drainMs: 0 })
-  assert.deepEqual([report.records, report.delivered, report.failed, report.batches], [10_000, 10_000, 0, 20])
+  assert.deepEqual([report.records, report.delivered, report.failed, report.requests], [10_000, 10_000, 0, 20])
   const { records, objects } = await deliveredRecords(s3, 'bulk')
   assert.equal(objects, 20)
   assert.deepEqual(records.map((r) => r.Latency).sort((a, b) => a - b), Array.from({ length: 10_000 }, (_, i) => i))
   const stats = recorder.stats()
-  assert.deepEqual([stats.flushed, stats.failed, stats.batches], [10_000, 0, 20])
+  assert.deepEqual([stats.delivered, stats.failed, stats.requests], [10_000, 0, 20])
 })
 
 test('an unknown delivery stream is one warning; the handler result is unchanged and nothing hangs', async () => {
