@@ -1,11 +1,11 @@
 // Public API of aws-api-call-recorder. The native types come from the generated binding.d.ts.
 
 import type { FlushReport, RecorderStats, InvocationInfo } from './binding'
-import { recorderPlugin, instrumentSdkV3 } from './sdk-v3'
+import { recorderPlugin, instrumentSdkV3 } from './sdk-v3/index'
 
 export type { FlushReport, RecorderStats, InvocationInfo } from './binding'
 export { recorderPlugin, instrumentSdkV3 }
-export type { RecorderPluginOptions, RecorderPlugin, SdkV3Instrumentation, EventIngester } from './sdk-v3'
+export type { RecorderPluginOptions, RecorderPlugin, SdkV3Instrumentation, EventIngester } from './sdk-v3/index'
 
 /** Where flushed records go. */
 export type Sink = 'firehose' | 'file' | 'stdout' | 'none'

@@ -4,7 +4,7 @@
 // machinery for scripts and tools. The receiving, parsing and delivery run in the native addon
 // (./binding.js), off the JS thread; this module decides when to start, attribute and flush.
 
-const sdkV3 = require('./sdk-v3.js')
+const sdkV3 = require('./sdk-v3/index.js')
 
 const ENV_ACTIVATED = 'API_CALL_RECORDER_IS_ACTIVATED'
 const LOG_PREFIX = '[aws-api-call-recorder]'
@@ -153,7 +153,7 @@ function acquireRecorder(options, logger) {
   }
 }
 
-/** Points the automatic v3 SDK instrumentation (./sdk-v3.js) at this recorder. */
+/** Points the automatic v3 SDK instrumentation (./sdk-v3/) at this recorder. */
 function recordSdkV3(recorder, logger) {
   try {
     sdkV3.instrumentSdkV3({ recorder })

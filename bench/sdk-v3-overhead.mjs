@@ -1,4 +1,4 @@
-// Added latency per v3 SDK call with the recorder plugin (sdk-v3.js) vs without.
+// Added latency per v3 SDK call with the recorder plugin (sdk-v3/) vs without.
 //
 //   node bench/sdk-v3-overhead.mjs [calls per variant, default 300]
 //
@@ -25,7 +25,7 @@ delete process.env.AWS_CSM_ENABLED
 const { STSClient, GetCallerIdentityCommand } = require('@aws-sdk/client-sts')
 const { HttpResponse } = require('@smithy/core/protocols')
 const { Recorder, recorderPlugin } = require('../index.js')
-const { sdkV3Stats } = require('../sdk-v3.js')
+const { sdkV3Stats } = require('../sdk-v3/index.js')
 
 function quantile(sorted, q) {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]

@@ -1,5 +1,5 @@
 // Recording for the AWS SDK for JavaScript v3 (@aws-sdk/*), which sends no Client-Side Monitoring
-// events of its own. See sdk-v3.js for how the events are produced.
+// events of its own. See the modules in this folder for how the events are produced.
 
 /** Anything that takes in CSM events as JSON strings, such as a running {@link Recorder}. */
 export interface EventIngester {
@@ -90,3 +90,24 @@ export interface SdkV3Instrumentation {
  * `send` without calling the base `send`.
  */
 export declare function instrumentSdkV3(options?: { recorder?: EventIngester | null }): SdkV3Instrumentation
+
+/** Counters since the process started, for diagnostics and tests. */
+export interface SdkV3Stats {
+  /** `ApiCall` events produced. */
+  calls: number
+  /** `ApiCallAttempt` events produced. */
+  attempts: number
+  /** Events handed to an in-process recorder. */
+  delivered: number
+  /** Events sent as CSM datagrams. */
+  sent: number
+  /** Events over the 8 KiB CSM limit, dropped. */
+  oversized: number
+  /** Recording steps that failed (the SDK call itself is unaffected). */
+  failures: number
+  /** Whether the automatic instrumentation is on. */
+  instrumenting: boolean
+}
+
+/** The plugin's and the automatic instrumentation's counters since the process started. */
+export declare function sdkV3Stats(): SdkV3Stats
