@@ -15,6 +15,7 @@
 
 const { counters, instrumentation } = require('./state.js')
 const { Plugin, CALL_MIDDLEWARE } = require('./plugin.js')
+const { recordHttpLayer, stopHttpLayer } = require('./http.js')
 
 /** Set on a patched `Client.prototype` (to the original `send`), so no copy is patched twice. */
 const ORIGINAL_SEND = Symbol.for('aws-api-call-recorder.sdk-v3.original-send')
@@ -105,20 +106,27 @@ function hookModuleLoad() {
 
 /**
  * Records every v3 client in the process from now on: patches `Client.prototype.send` of each
- * loaded copy of the SDK's client class and of copies loaded later. Events go to `recorder`, or,
- * without one, as CSM datagrams when AWS_CSM_ENABLED is on. A later call replaces the target.
+ * loaded copy of the SDK's client class and of copies loaded later. With `http: true`, calls of
+ * copies that cannot be patched (bundled SDKs) are recorded from Node's HTTP client as well (see
+ * http.js). Events go to `recorder`, or, without one, as CSM datagrams when AWS_CSM_ENABLED is on.
+ * A later call replaces the target (and the `http` choice).
  */
 function instrumentSdkV3(options = {}) {
   const state = { recorder: options?.recorder ?? null }
   instrumentation.current = state
   hookModuleLoad()
   const patched = patchLoadedCopies()
+  if (options?.http === true) recordHttpLayer()
+  else stopHttpLayer()
   return {
     /** Copies of the client class patched by this call (0 when none was loaded yet, or all were). */
     patched,
     /** Stops recording through the automatic instrumentation; the middlewares stay, inert. */
     stop() {
-      if (instrumentation.current === state) instrumentation.current = null
+      if (instrumentation.current === state) {
+        instrumentation.current = null
+        stopHttpLayer()
+      }
     },
   }
 }

@@ -15,7 +15,7 @@
 const { performance } = require('node:perf_hooks')
 const { resolveCsmConfig } = require('./config.js')
 const { MAX_EVENT_BYTES, limitFields } = require('./limits.js')
-const { counters, instrumentation } = require('./state.js')
+const { counters, instrumentation, pluginInvocations, markPluginInvocation, countIngested } = require('./state.js')
 const { sendDatagram } = require('./udp.js')
 const {
   signingProperties,
@@ -60,7 +60,8 @@ class Plugin {
     return this.csm
   }
 
-  deliver(event, target) {
+  /** Sends one event to `target`; `source` names the path that recorded it, for the per-path counts. */
+  deliver(event, target, source = 'plugin') {
     event.ClientId = this.config().clientId
     const json = JSON.stringify(event)
     if (Buffer.byteLength(json) > MAX_EVENT_BYTES) {
@@ -74,6 +75,7 @@ class Plugin {
     } else {
       target.ingest(json)
       counters.delivered++
+      countIngested(target, source, event.Type)
     }
   }
 
@@ -141,6 +143,12 @@ class Plugin {
           if (call === undefined) call = { target, attempts: 0, last: undefined, orphan: true }
           call.attempts++
           attempt = { call, timestamp: Date.now(), start: performance.now() }
+          // The HTTP layer skips requests of calls recorded here (see http.js).
+          const invocationId = header(args.request?.headers, 'amz-sdk-invocation-id')
+          if (invocationId !== undefined) {
+            markPluginInvocation(invocationId)
+            call.invocationId = invocationId
+          }
         }
       } catch {
         counters.failures++
@@ -192,6 +200,7 @@ class Plugin {
       const call = attempt.call
       call.last = { region: event.Region, userAgent: event.UserAgent, status }
       counters.attempts++
+      if (call.orphan && call.invocationId !== undefined) pluginInvocations.delete(call.invocationId)
       this.deliver(limitFields(event), call.target)
     } catch {
       counters.failures++
@@ -199,6 +208,7 @@ class Plugin {
   }
 
   finishCall(context, call, result, error) {
+    if (call.invocationId !== undefined) pluginInvocations.delete(call.invocationId)
     try {
       const metadata = result !== undefined ? result.output?.$metadata : error?.$metadata
       const attempts = call.attempts || (Number.isInteger(metadata?.attempts) ? metadata.attempts : 0)
