@@ -144,6 +144,10 @@ function onRequestStart({ request }) {
     call.api = attempt.api
     attempt.call = call
     attempts.set(request, attempt)
+    // Where Node publishes no http.client.request.error (before 20.x), a failed request still closes.
+    request.once('close', () => {
+      if (!attempt.finished && attempt.response === undefined) finishAttempt(attempt, request.errored ?? undefined)
+    })
   } catch {
     counters.failures++
   }
