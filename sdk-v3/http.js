@@ -50,7 +50,10 @@ const MAX_OPEN_CALLS = 10_000
 const formPeeks = new WeakMap()
 const attempts = new WeakMap()
 const openCalls = new Map()
+/** Where events go (the automatic instrumentation's target) while the layer is on, else undefined. */
 let sink
+/** Made once: it resolves the CSM settings (a file read) on first use. */
+let autoTarget
 let subscribed = false
 let writesObserved = false
 
@@ -386,7 +389,8 @@ function settleHttpCalls() {
 
 /** Starts recording from the HTTP layer into wherever the automatic instrumentation records. */
 function recordHttpLayer() {
-  sink = new Plugin({}, true)
+  autoTarget = autoTarget ?? new Plugin({}, true)
+  sink = autoTarget
   observeWrites()
   if (!subscribed) {
     subscribed = true
