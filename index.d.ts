@@ -7,6 +7,16 @@ export type { FlushReport, RecorderStats, InvocationInfo } from './binding'
 export { recorderPlugin, instrumentSdkV3 }
 export type { RecorderPluginOptions, RecorderPlugin, SdkV3Instrumentation, EventIngester } from './sdk-v3/index'
 
+/** What each recording path delivered to a recorder (see {@link Recorder.stats}). */
+export interface RecordingPaths {
+  /** Datagrams received over UDP: CSM events of aws-sdk v2, botocore, the CLI (valid or not). */
+  csm: { datagrams: number }
+  /** Events of v3 SDK clients recorded by the plugin (automatic or `recorderPlugin()`). */
+  plugin: { calls: number; attempts: number }
+  /** Events of bundled v3 SDKs recorded from Node's HTTP client (option `sdkV3Http`). */
+  http: { calls: number; attempts: number }
+}
+
 /** Where flushed records go. */
 export type Sink = 'firehose' | 'file' | 'stdout' | 'none'
 
@@ -96,6 +106,16 @@ export interface RecorderOptions {
    */
   sdkV3?: boolean
   /**
+   * `ApiCallRecorder` only, with `sdkV3`: also record v3 calls from Node's HTTP client
+   * (`http.client.*` diagnostics channels), for SDKs bundled into the function file (esbuild,
+   * webpack), which the automatic instrumentation cannot patch. Requests and responses are only read.
+   * Calls the plugin records are not recorded again; requests of aws-sdk v2 and other HTTP traffic
+   * are ignored. An operation that cannot be told from the request is recorded without `Api`, with
+   * `ApiUnknown: true`. The wrapper warns once when it records calls this way.
+   * @default true (false when `sdkV3` is false)
+   */
+  sdkV3Http?: boolean
+  /**
    * Mark records received before the first invocation `phase: 'init'`. `ApiCallRecorder` always
    * does; a plain `Recorder` does only inside Lambda, and its records otherwise carry no phase
    * until `beginInvocation` is called.
@@ -133,8 +153,8 @@ export declare class Recorder {
    * within `flushTimeoutMs`. `timeoutMs` caps the whole call, drain included.
    */
   flush(options?: { drainMs?: number; timeoutMs?: number }): Promise<FlushReport>
-  /** Counters since the recorder was created. */
-  stats(): RecorderStats
+  /** Counters since the recorder was created, and the calls each recording path delivered. */
+  stats(): RecorderStats & { paths: RecordingPaths }
   /** The buffered, not yet flushed records, oldest first. */
   records(): ApiCallRecord[]
   /** Removes the buffered records and returns them, oldest first. */

@@ -86,10 +86,19 @@ export interface SdkV3Instrumentation {
  * `send`. Clients that already have the plugin are left alone.
  *
  * Limits: an SDK bundled into one file (esbuild, webpack) does not load those modules by name and is
- * not instrumented: use {@link recorderPlugin} there. Neither is a client whose class overrides
+ * not patched: use {@link recorderPlugin} there, or `http: true`. Neither is a client whose class overrides
  * `send` without calling the base `send`.
  */
-export declare function instrumentSdkV3(options?: { recorder?: EventIngester | null }): SdkV3Instrumentation
+export declare function instrumentSdkV3(options?: {
+  recorder?: EventIngester | null
+  /**
+   * Also record v3 calls from Node's HTTP client diagnostics channels, for SDK copies that cannot be
+   * patched (bundled into one file). Requests of calls the plugin records are skipped.
+   * `ApiCallRecorder` turns this on (its option `sdkV3Http`).
+   * @default false
+   */
+  http?: boolean
+}): SdkV3Instrumentation
 
 /** Counters since the process started, for diagnostics and tests. */
 export interface SdkV3Stats {
@@ -105,8 +114,18 @@ export interface SdkV3Stats {
   oversized: number
   /** Recording steps that failed (the SDK call itself is unaffected). */
   failures: number
+  /** Calls recorded from Node's HTTP client (bundled SDKs). */
+  httpCalls: number
+  /** Attempts recorded from Node's HTTP client. */
+  httpAttempts: number
+  /** Of `httpCalls`, those whose operation could not be told (recorded with `ApiUnknown: true`). */
+  httpUnidentified: number
+  /** v3 requests the HTTP layer left to the plugin, which records their calls. */
+  httpSkipped: number
   /** Whether the automatic instrumentation is on. */
   instrumenting: boolean
+  /** Whether calls are recorded from Node's HTTP client. */
+  httpLayer: boolean
 }
 
 /** The plugin's and the automatic instrumentation's counters since the process started. */
