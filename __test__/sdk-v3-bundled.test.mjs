@@ -95,7 +95,7 @@ function endpoints() {
 }
 
 /** Runs `modulePath`'s handler once per event in a fresh process; returns its output and records. */
-async function runHandler(modulePath, events, label) {
+async function runHandler(modulePath, events, label, extraEnv = {}) {
   const file = path.join(dir, `${label}.jsonl`)
   const env = {
     ...process.env,
@@ -105,6 +105,7 @@ async function runHandler(modulePath, events, label) {
     AWS_CONFIG_FILE: path.join(dir, 'none'),
     AWS_SHARED_CREDENTIALS_FILE: path.join(dir, 'none'),
     AWS_CSM_PORT: String(await freeUdpPort()),
+    ...extraEnv,
   }
   delete env.AWS_CSM_ENABLED
   const { stdout, stderr } = await new Promise((resolve, reject) => {
@@ -194,6 +195,15 @@ test('the warning about bundled calls comes once per wrapper, with the fix', asy
   assert.match(run.stderr, /mark @aws-sdk\/\* and @smithy\/\* external/)
   assert.match(run.stderr, /recorderPlugin\(\)/)
   assert.equal(run.records.filter((r) => r.Type === 'ApiCall').length, 6)
+})
+
+test('with sdkV3Http: false a bundled SDK goes unrecorded, as before', async () => {
+  const run = await runHandler(path.join(bundleDir, 'lambda.cjs'), EVENTS.lambda(), 'lambda-off', { FIXTURE_SDK_V3_HTTP: 'false' })
+  assert.deepEqual(run.results, [['ok', 'ResourceNotFoundException']])
+  assert.deepEqual(run.records, [])
+  assert.equal(run.stats.httpLayer, false)
+  assert.equal(run.stats.httpCalls, 0)
+  assert.ok(!run.stderr.includes(BUNDLE_WARNING), run.stderr)
 })
 
 test('in one process: per-path counts, and aws-sdk v2 (CSM) and bundled v3 (HTTP) are each counted once', async () => {
