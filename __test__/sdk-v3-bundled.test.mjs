@@ -60,6 +60,19 @@ async function bundleHandlers() {
     external: ['aws-api-call-recorder'],
     logLevel: 'error',
   })))
+  // As webpack and ESM bundles resolve it: the SDK's ES module builds (`module` field), ESM output.
+  await esbuild.build({
+    entryPoints: [path.join(FIXTURES, 's3.mjs')],
+    outfile: path.join(bundleDir, 's3-esm.mjs'),
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node18',
+    mainFields: ['module', 'main'],
+    external: ['aws-api-call-recorder'],
+    banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
+    logLevel: 'error',
+  })
 }
 
 /**
@@ -121,9 +134,10 @@ async function runHandler(modulePath, events, label, extraEnv = {}) {
 }
 
 /** Records without the run-specific fields, as sorted JSON lines (the burst finishes in any order). */
-function comparable(records) {
+function comparable(records, alsoIgnore = []) {
+  const ignore = new Set([...RUN_SPECIFIC, ...alsoIgnore])
   return records
-    .map((record) => JSON.stringify(Object.fromEntries(Object.entries(record).filter(([key]) => !RUN_SPECIFIC.has(key)).sort())))
+    .map((record) => JSON.stringify(Object.fromEntries(Object.entries(record).filter(([key]) => !ignore.has(key)).sort())))
     .sort()
 }
 
@@ -165,6 +179,23 @@ for (const name of HANDLERS) {
     assert.ok(!source.stderr.includes(BUNDLE_WARNING), source.stderr)
   })
 }
+
+test('an ESM bundle of the SDK\'s ES module builds is recorded the same way', async () => {
+  const bundle = path.join(bundleDir, 's3-esm.mjs')
+  // esbuild heads each bundled file with a `// node_modules/<package>/<path>` comment.
+  const sources = fs.readFileSync(bundle, 'utf8').match(/^\/\/ \S*node_modules\/\S+$/gm)
+  assert.ok(sources.some((line) => line.includes('/dist-es/')), 'bundled from the ES module builds')
+  assert.ok(!sources.some((line) => line.includes('/dist-cjs/')), 'and not from the CommonJS ones')
+  const bundled = await runHandler(bundle, EVENTS.s3('esm-bundle'), 's3-esm-bundle')
+  const source = await runHandler(path.join(sourceDir, 's3.mjs'), EVENTS.s3('esm-source'), 's3-esm-source')
+  assert.deepEqual(bundled.results, source.results)
+  assert.equal(bundled.stats.calls, 0)
+  assert.equal(bundled.stats.httpCalls, source.stats.calls)
+  // The ES module builds carry their package's version in the user agent, the CommonJS builds the
+  // version they were built at, which can differ by a release: the SDK's own difference.
+  assert.ok(bundled.records.every((r) => r.UserAgent.includes(' api/s3#')))
+  assert.deepEqual(comparable(bundled.records, ['UserAgent']), comparable(source.records, ['UserAgent']))
+})
 
 test('the scenarios cover an S3 404, a retried 503, a refused connection and a concurrent burst', async () => {
   const s3 = readJsonl(path.join(dir, 's3-bundle.jsonl'))
