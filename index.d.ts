@@ -185,6 +185,11 @@ export interface ApiCallRecord {
   Service?: string
   /** The operation name, such as `GetObject`. */
   Api?: string
+  /**
+   * `true` on records of bundled v3 SDK calls (option `sdkV3Http`) whose operation could not be told
+   * from the HTTP request; `Api` is then absent.
+   */
+  ApiUnknown?: boolean
   /** Epoch milliseconds when the call (or the attempt) started. */
   Timestamp?: number
   AttemptCount?: number
