@@ -40,11 +40,11 @@ function operationName(context) {
   return typeof commandName === 'string' ? commandName.replace(/Command$/, '') : undefined
 }
 
-/** Access key id and region from a SigV4 `Authorization` header's credential scope. */
+/** Access key id, region and signing name from a SigV4 `Authorization` header's credential scope. */
 function credentialScope(authorization) {
   if (typeof authorization !== 'string') return undefined
-  const match = /Credential=([^/,\s]+)\/\d{8}\/([^/,\s]+)\//.exec(authorization)
-  return match ? { accessKey: match[1], region: match[2] } : undefined
+  const match = /Credential=([^/,\s]+)\/\d{8}\/([^/,\s]+)\/([^/,\s]+)\//.exec(authorization)
+  return match ? { accessKey: match[1], region: match[2], signingName: match[3] } : undefined
 }
 
 function header(headers, name) {

@@ -64,7 +64,7 @@ function isSdkV3Request(request) {
   return typeof request.getHeader === 'function' && typeof request.getHeader('amz-sdk-invocation-id') === 'string'
 }
 
-function peekForm(request, chunk, encoding) {
+function peekForm(request, chunk) {
   if (chunk === undefined || chunk === null || typeof chunk === 'function') return
   const type = request.getHeader('content-type')
   if (typeof type !== 'string' || !type.startsWith('application/x-www-form-urlencoded') || !isSdkV3Request(request)) {
@@ -86,10 +86,10 @@ function observeWrites() {
   const proto = http.ClientRequest.prototype
   for (const method of ['write', 'end']) {
     const original = proto[method]
-    proto[method] = function observedWrite(chunk, encoding) {
+    proto[method] = function observedWrite(chunk) {
       if (sink !== undefined) {
         try {
-          peekForm(this, chunk, encoding)
+          peekForm(this, chunk)
         } catch {
           counters.failures++
         }
@@ -147,7 +147,7 @@ function onRequestStart({ request }) {
     call.api = attempt.api
     attempt.call = call
     attempts.set(request, attempt)
-    // Where Node publishes no http.client.request.error (before 20.x), a failed request still closes.
+    // Where Node publishes no http.client.request.error (older releases), a failed request still closes.
     request.once('close', () => {
       if (!attempt.finished && attempt.response === undefined) finishAttempt(attempt, request.errored ?? undefined)
     })
@@ -157,11 +157,11 @@ function onRequestStart({ request }) {
 }
 
 function describeRequest(request, headers) {
-  const authorization = headerText(headers.authorization)
-  const credential = credentialScope(authorization)
-  const signingName = authorization !== undefined ? /Credential=[^/,\s]+\/\d{8}\/[^/,\s]+\/([^/,\s]+)\//.exec(authorization)?.[1] : undefined
+  const timestamp = Date.now()
+  const start = performance.now()
+  const credential = credentialScope(headerText(headers.authorization))
   const userAgent = headerText(headers['user-agent']) ?? headerText(headers['x-amz-user-agent'])
-  const service = identifyService({ userAgent, target: headerText(headers['x-amz-target']), signingName })
+  const service = identifyService({ userAgent, target: headerText(headers['x-amz-target']), signingName: credential?.signingName })
   const requestPath = typeof request.path === 'string' ? request.path : '/'
   const hostname = typeof request.host === 'string' ? request.host : undefined
   const api = identifyOperation(service, {
@@ -173,8 +173,8 @@ function describeRequest(request, headers) {
   })
   const retry = /attempt=(\d+)(?:;\s*max=(\d+))?/.exec(headerText(headers['amz-sdk-request']) ?? '')
   return {
-    timestamp: Date.now(),
-    start: performance.now(),
+    timestamp,
+    start,
     service,
     api,
     region: credential?.region ?? headerText(headers['x-amz-region-set']),
