@@ -229,7 +229,7 @@ function ApiCallRecorder(handler, options = {}) {
   // Bound now, at module load, so calls made during init are recorded too.
   const recorder = acquireRecorder(options, logger)
   if (!recorder) return handler
-  if (options.sdkV3 !== false) recordSdkV3(recorder, logger, (options.sdkV3Http ?? true) !== false)
+  if (options.sdkV3 !== false) recordSdkV3(recorder, logger, options.sdkV3Http !== false)
   let coldStart = true
   let reported = { skipped: 0, dropped: 0 }
   let bundledSdkReported = false

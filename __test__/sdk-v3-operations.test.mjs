@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url'
 const require = createRequire(import.meta.url)
 const ROOT = path.dirname(path.dirname(fileURLToPath(import.meta.url)))
 const { identifyService, identifyOperation } = require('../sdk-v3/operations.js')
+const { regionFromHostname } = require('../sdk-v3/fields.js')
 const { Recorder, instrumentSdkV3 } = require('../index.js')
 const { sdkV3Stats, settleHttpCalls } = require('../sdk-v3/index.js')
 
@@ -29,6 +30,15 @@ test('the service comes from the user agent, else the target prefix, else an uns
   assert.equal(identifyService({ signingName: 'dynamodb' }), undefined)
   assert.equal(identifyService({ userAgent: 'aws-sdk-js/3.1 api/no-such-service#3.1' }), undefined)
   assert.equal(identifyService({}), undefined)
+})
+
+test('unsigned requests take the region from a regional endpoint host name', () => {
+  assert.equal(regionFromHostname('sts.eu-west-1.amazonaws.com'), 'eu-west-1')
+  assert.equal(regionFromHostname('cognito-identity.us-gov-west-1.amazonaws.com'), 'us-gov-west-1')
+  assert.equal(regionFromHostname('s3.cn-north-1.amazonaws.com.cn'), 'cn-north-1')
+  assert.equal(regionFromHostname('bucket.s3.dualstack.ap-southeast-2.amazonaws.com'), 'ap-southeast-2')
+  assert.equal(regionFromHostname('sts.amazonaws.com'), undefined)
+  assert.equal(regionFromHostname('127.0.0.1'), undefined)
 })
 
 test('REST operations come from the HTTP bindings, the most specific one winning', () => {

@@ -47,6 +47,13 @@ function credentialScope(authorization) {
   return match ? { accessKey: match[1], region: match[2], signingName: match[3] } : undefined
 }
 
+/** The region of a regional AWS endpoint (`sts.eu-west-1.amazonaws.com`), for unsigned requests. */
+function regionFromHostname(hostname) {
+  if (typeof hostname !== 'string') return undefined
+  const match = /\.([a-z]{2}(?:-iso[a-z]?|-gov)?-[a-z]+-\d+)\.(?:amazonaws\.com(?:\.cn)?|api\.aws)$/.exec(hostname)
+  return match ? match[1] : undefined
+}
+
 function header(headers, name) {
   if (headers === null || typeof headers !== 'object') return undefined
   let value = headers[name]
@@ -114,6 +121,7 @@ module.exports = {
   signingRegion,
   operationName,
   credentialScope,
+  regionFromHostname,
   header,
   statusCode,
   addException,

@@ -26,7 +26,7 @@ const http = require('node:http')
 const { performance } = require('node:perf_hooks')
 const { counters, pluginInvocations } = require('./state.js')
 const { Plugin } = require('./plugin.js')
-const { credentialScope, isRetryable } = require('./fields.js')
+const { credentialScope, regionFromHostname, isRetryable } = require('./fields.js')
 const { limitFields } = require('./limits.js')
 const { identifyService, identifyOperation } = require('./operations.js')
 
@@ -177,7 +177,7 @@ function describeRequest(request, headers) {
     start,
     service,
     api,
-    region: credential?.region ?? headerText(headers['x-amz-region-set']),
+    region: credential?.region ?? headerText(headers['x-amz-region-set']) ?? regionFromHostname(hostname),
     accessKey: credential?.accessKey,
     hostname,
     userAgent,
