@@ -22,6 +22,8 @@ const ROOT = path.dirname(path.dirname(fileURLToPath(import.meta.url)))
 const FIXTURES = path.join(ROOT, '__test__', 'fixtures', 'bundled')
 const RUNNER = path.join(ROOT, '__test__', 'fixtures', 'run-handler.mjs')
 const HANDLERS = ['s3', 'dynamodb', 'sqs', 'sts', 'lambda']
+/** Bundled too, not compared with an unbundled run. */
+const MORE_BUNDLES = ['sts-plugin']
 const STAND_IN_MESSAGE = 'stand-in 503 für retry test ✓'
 const BUNDLE_WARNING = 'calls of a bundled AWS SDK v3 were recorded from their HTTP requests'
 
@@ -50,7 +52,7 @@ function startStandIn() {
 /** Bundles each handler into one CommonJS file in `bundleDir`, the recorder left to `require`. */
 async function bundleHandlers() {
   const esbuild = require('esbuild')
-  await Promise.all(HANDLERS.map((name) => esbuild.build({
+  await Promise.all([...HANDLERS, ...MORE_BUNDLES].map((name) => esbuild.build({
     entryPoints: [path.join(FIXTURES, `${name}.mjs`)],
     outfile: path.join(bundleDir, `${name}.cjs`),
     bundle: true,
@@ -229,6 +231,17 @@ test('the warning about bundled calls comes once per wrapper, with the fix', asy
   assert.match(run.stderr, /mark @aws-sdk\/\* and @smithy\/\* external/)
   assert.match(run.stderr, /recorderPlugin\(\)/)
   assert.equal(run.records.filter((r) => r.Type === 'ApiCall').length, 6)
+})
+
+test('a bundled client given recorderPlugin() is recorded by the plugin, not again from HTTP', async () => {
+  const withPlugin = await runHandler(path.join(bundleDir, 'sts-plugin.cjs'), [endpoints()], 'sts-plugin-bundle')
+  const fromHttp = await runHandler(path.join(bundleDir, 'sts.cjs'), [endpoints()], 'sts-http-bundle')
+  assert.deepEqual(withPlugin.results, fromHttp.results)
+  assert.equal(withPlugin.stats.httpCalls, 0)
+  assert.equal(withPlugin.stats.calls, 3)
+  assert.equal(withPlugin.stats.httpSkipped, withPlugin.stats.attempts)
+  assert.ok(!withPlugin.stderr.includes(BUNDLE_WARNING), withPlugin.stderr)
+  assert.deepEqual(comparable(withPlugin.records), comparable(fromHttp.records))
 })
 
 test('with sdkV3Http: false a bundled SDK goes unrecorded, as before', async () => {
