@@ -1,11 +1,21 @@
 // Public API of aws-api-call-recorder. The native types come from the generated binding.d.ts.
 
 import type { FlushReport, RecorderStats, InvocationInfo, RecorderOptions as NativeRecorderOptions } from './binding'
-import { recorderPlugin, instrumentSdkV3 } from './sdk-v3'
+import { recorderPlugin, instrumentSdkV3 } from './sdk-v3/index'
 
 export type { FlushReport, RecorderStats, InvocationInfo } from './binding'
 export { recorderPlugin, instrumentSdkV3 }
-export type { RecorderPluginOptions, RecorderPlugin, SdkV3Instrumentation, EventIngester } from './sdk-v3'
+export type { RecorderPluginOptions, RecorderPlugin, SdkV3Instrumentation, EventIngester } from './sdk-v3/index'
+
+/** What each recording path delivered to a recorder (see {@link Recorder.stats}). */
+export interface RecordingPaths {
+  /** Datagrams received over UDP: CSM events of aws-sdk v2, botocore, the CLI (valid or not). */
+  csm: { datagrams: number }
+  /** Events of v3 SDK clients recorded by the plugin (automatic or `recorderPlugin()`). */
+  plugin: { calls: number; attempts: number }
+  /** Events of bundled v3 SDKs recorded from Node's HTTP client (option `sdkV3Http`). */
+  http: { calls: number; attempts: number }
+}
 
 /** Where flushed records go. */
 export type Sink = NonNullable<NativeRecorderOptions['sink']>
@@ -35,6 +45,16 @@ export interface RecorderOptions extends NativeRecorderOptions {
    * @default true
    */
   sdkV3?: boolean
+  /**
+   * `ApiCallRecorder` only, with `sdkV3`: also record v3 calls from Node's HTTP client
+   * (`http.client.*` diagnostics channels), for SDKs bundled into the function file (esbuild,
+   * webpack), which the automatic instrumentation cannot patch. Requests and responses are only read.
+   * Calls the plugin records are not recorded again; requests of aws-sdk v2 and other HTTP traffic
+   * are ignored. An operation that cannot be told from the request is recorded without `Api`, with
+   * `ApiUnknown: true`. The wrapper warns once when it records calls this way.
+   * @default true (false when `sdkV3` is false)
+   */
+  sdkV3Http?: boolean
   /**
    * Where warnings go. The recorder never throws into the handler; it warns instead.
    * @default console
@@ -66,8 +86,8 @@ export declare class Recorder {
    * within `flushTimeoutMs`. `timeoutMs` caps the whole call, drain included.
    */
   flush(options?: { drainMs?: number; timeoutMs?: number }): Promise<FlushReport>
-  /** Counters since the recorder was created. */
-  stats(): RecorderStats
+  /** Counters since the recorder was created, and the calls each recording path delivered. */
+  stats(): RecorderStats & { paths: RecordingPaths }
   /** The buffered, not yet flushed records, oldest first. */
   records(): ApiCallRecord[]
   /** Removes the buffered records and returns them, oldest first. */
@@ -98,6 +118,11 @@ export interface ApiCallRecord {
   Service?: string
   /** The operation name, such as `GetObject`. */
   Api?: string
+  /**
+   * `true` on records of bundled v3 SDK calls (option `sdkV3Http`) whose operation could not be told
+   * from the HTTP request; `Api` is then absent.
+   */
+  ApiUnknown?: boolean
   /** Epoch milliseconds when the call (or the attempt) started. */
   Timestamp?: number
   AttemptCount?: number

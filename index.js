@@ -4,7 +4,7 @@
 // machinery for scripts and tools. The receiving, parsing and delivery run in the native addon
 // (./binding.js), off the JS thread; this module decides when to start, attribute and flush.
 
-const sdkV3 = require('./sdk-v3.js')
+const sdkV3 = require('./sdk-v3/index.js')
 
 const ENV_ACTIVATED = 'API_CALL_RECORDER_IS_ACTIVATED'
 const LOG_PREFIX = '[aws-api-call-recorder]'
@@ -32,7 +32,7 @@ function loadBinding() {
 }
 
 /** Options read by this module; everything else goes to the native recorder. */
-const JS_ONLY_OPTIONS = new Set(['enabled', 'logger', 'sdkV3'])
+const JS_ONLY_OPTIONS = new Set(['enabled', 'logger', 'sdkV3', 'sdkV3Http'])
 
 function nativeOptions(options) {
   const result = {}
@@ -61,6 +61,7 @@ function warn(logger, message) {
 class Recorder {
   #native
   #logger
+  #ingested = 0
 
   constructor(options = {}) {
     const { NativeRecorder } = loadBinding()
@@ -85,9 +86,13 @@ class Recorder {
     return this.#native.flush(drainMs, timeoutMs)
   }
 
-  /** Counters since the recorder was created. */
+  /** Counters since the recorder was created, with the calls each recording path delivered. */
   stats() {
-    return this.#native.stats()
+    const stats = this.#native.stats()
+    const { plugin, http } = sdkV3.ingestedInto(this)
+    // Every event taken in through ingest() also counts as received; the rest came over UDP.
+    stats.paths = { csm: { datagrams: Math.max(0, stats.received - this.#ingested) }, plugin, http }
+    return stats
   }
 
   /** The records buffered and not yet flushed, oldest first. */
@@ -103,6 +108,7 @@ class Recorder {
   /** Takes in one CSM event (a JSON string) produced in this process, as if it had been received. */
   ingest(eventJson) {
     this.#native.ingest(eventJson)
+    this.#ingested++
   }
 
   /** Attributes records received from now on to this invocation. Returns an id for `finishInvocation`. */
@@ -153,10 +159,10 @@ function acquireRecorder(options, logger) {
   }
 }
 
-/** Points the automatic v3 SDK instrumentation (./sdk-v3.js) at this recorder. */
-function recordSdkV3(recorder, logger) {
+/** Points the automatic v3 SDK instrumentation (./sdk-v3/) at this recorder. */
+function recordSdkV3(recorder, logger, http) {
   try {
-    sdkV3.instrumentSdkV3({ recorder })
+    sdkV3.instrumentSdkV3({ recorder, http })
   } catch (error) {
     warn(logger, `calls of the v3 SDK (@aws-sdk/*) are not recorded: ${error && error.message}`)
   }
@@ -223,9 +229,10 @@ function ApiCallRecorder(handler, options = {}) {
   // Bound now, at module load, so calls made during init are recorded too.
   const recorder = acquireRecorder(options, logger)
   if (!recorder) return handler
-  if (options.sdkV3 !== false) recordSdkV3(recorder, logger)
+  if (options.sdkV3 !== false) recordSdkV3(recorder, logger, options.sdkV3Http !== false)
   let coldStart = true
   let reported = { skipped: 0, dropped: 0 }
+  let bundledSdkReported = false
 
   // Bad traffic and a full buffer never fail the handler, but they are not silent either.
   function reportLosses() {
@@ -239,6 +246,14 @@ function ApiCallRecorder(handler, options = {}) {
       warn(logger, `${stats.dropped - reported.dropped} calls were dropped because the buffer was full`)
     }
     reported = { skipped, dropped: stats.dropped }
+    if (!bundledSdkReported && stats.paths.http.calls > 0) {
+      bundledSdkReported = true
+      warn(logger, `${stats.paths.http.calls} calls of a bundled AWS SDK v3 were recorded from their HTTP requests, ` +
+        'with less detail than the SDK plugin gives (the operation of some REST calls stays unknown, and ' +
+        'latency leaves out the SDK\'s own work). To record them in full, mark @aws-sdk/* and @smithy/* ' +
+        'external in the bundler (the Lambda Node.js runtime provides them), or add the plugin to each ' +
+        "client: client.middlewareStack.use(recorderPlugin()) with recorderPlugin from 'aws-api-call-recorder'.")
+    }
   }
 
   return async function apiCallRecorderHandler(event, context) {
@@ -260,6 +275,8 @@ function ApiCallRecorder(handler, options = {}) {
     }
     if (invocation !== undefined) {
       try {
+        // Calls whose retry never came end here, so they belong to this invocation.
+        sdkV3.settleHttpCalls()
         const timeoutMs = flushTimeout(context)
         const report = await recorder.finishInvocation(invocation, { timeoutMs })
         if (report.failed > 0 || report.error) {

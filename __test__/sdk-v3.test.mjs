@@ -1,5 +1,5 @@
 // The v3 SDK (@aws-sdk/*) making real calls to moto, a stand-in 503 server and a closed port, recorded
-// through the plugin in sdk-v3.js, and compared field by field with what aws-sdk v2 sends over CSM for
+// through the plugin in sdk-v3/, and compared field by field with what aws-sdk v2 sends over CSM for
 // the same calls.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
@@ -63,7 +63,7 @@ before(async () => {
   })
   AWS = require('aws-sdk')
   ;({ ApiCallRecorder, Recorder, recorderPlugin: plugin, instrumentSdkV3: instrument } = require('../index.js'))
-  ;({ sdkV3Stats } = require('../sdk-v3.js'))
+  ;({ sdkV3Stats } = require('../sdk-v3/index.js'))
   sts3 = require('@aws-sdk/client-sts')
   s3v3 = require('@aws-sdk/client-s3')
   ddb3 = require('@aws-sdk/client-dynamodb')

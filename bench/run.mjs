@@ -65,7 +65,7 @@ const SUITES = {
     },
   },
   'sdk-v3': {
-    title: '6. aws-sdk v3 plugin overhead (bench/sdk-v3-overhead.mjs)',
+    title: '6. aws-sdk v3 overhead: plugin, and the HTTP layer for bundled SDKs (bench/sdk-v3-overhead.mjs)',
     async run() {
       if (!fs.existsSync(V3_BENCH)) {
         console.log('skipped: bench/sdk-v3-overhead.mjs is not there')

@@ -1,5 +1,5 @@
 // Recording for the AWS SDK for JavaScript v3 (@aws-sdk/*), which sends no Client-Side Monitoring
-// events of its own. See sdk-v3.js for how the events are produced.
+// events of its own. See the modules in this folder for how the events are produced.
 
 /** Anything that takes in CSM events as JSON strings, such as a running {@link Recorder}. */
 export interface EventIngester {
@@ -86,7 +86,47 @@ export interface SdkV3Instrumentation {
  * `send`. Clients that already have the plugin are left alone.
  *
  * Limits: an SDK bundled into one file (esbuild, webpack) does not load those modules by name and is
- * not instrumented: use {@link recorderPlugin} there. Neither is a client whose class overrides
+ * not patched: use {@link recorderPlugin} there, or `http: true`. Neither is a client whose class overrides
  * `send` without calling the base `send`.
  */
-export declare function instrumentSdkV3(options?: { recorder?: EventIngester | null }): SdkV3Instrumentation
+export declare function instrumentSdkV3(options?: {
+  recorder?: EventIngester | null
+  /**
+   * Also record v3 calls from Node's HTTP client diagnostics channels, for SDK copies that cannot be
+   * patched (bundled into one file). Requests of calls the plugin records are skipped.
+   * `ApiCallRecorder` turns this on (its option `sdkV3Http`).
+   * @default false
+   */
+  http?: boolean
+}): SdkV3Instrumentation
+
+/** Counters since the process started, for diagnostics and tests. */
+export interface SdkV3Stats {
+  /** `ApiCall` events produced. */
+  calls: number
+  /** `ApiCallAttempt` events produced. */
+  attempts: number
+  /** Events handed to an in-process recorder. */
+  delivered: number
+  /** Events sent as CSM datagrams. */
+  sent: number
+  /** Events over the 8 KiB CSM limit, dropped. */
+  oversized: number
+  /** Recording steps that failed (the SDK call itself is unaffected). */
+  failures: number
+  /** Calls recorded from Node's HTTP client (bundled SDKs). */
+  httpCalls: number
+  /** Attempts recorded from Node's HTTP client. */
+  httpAttempts: number
+  /** Of `httpCalls`, those whose operation could not be told (recorded with `ApiUnknown: true`). */
+  httpUnidentified: number
+  /** v3 requests the HTTP layer left to the plugin, which records their calls. */
+  httpSkipped: number
+  /** Whether the automatic instrumentation is on. */
+  instrumenting: boolean
+  /** Whether calls are recorded from Node's HTTP client. */
+  httpLayer: boolean
+}
+
+/** The plugin's and the automatic instrumentation's counters since the process started. */
+export declare function sdkV3Stats(): SdkV3Stats
