@@ -273,6 +273,33 @@ test('a recorder killed mid-flush: Firehose never sees a partial or garbled reco
   assert.equal(standIn.accepted(stream).length, 0, 'nothing was acknowledged')
 })
 
+test('Firehose going away mid-flush: the recorder counts every record once, as failed, by its deadline', async () => {
+  // A second stand-in that holds every request, then shuts down with the batches in flight.
+  const doomed = await startFirehoseStandIn()
+  const endpoint = process.env.AWS_ENDPOINT_URL_FIREHOSE
+  process.env.AWS_ENDPOINT_URL_FIREHOSE = doomed.endpoint
+  const records = 2000
+  try {
+    const recorder = new Recorder({ port: 0, deliveryStreamName: 'gone.hold', logger: memoryLogger(), flushTimeoutMs: 2000 })
+    for (let i = 0; i < records; i++) recorder.ingest(datagram('gone', i))
+    const started = Date.now()
+    const flushing = recorder.flush({ drainMs: 0 })
+    await doomed.until((s) => s.requests.length > 0)
+    await doomed.stop()
+    const report = await flushing
+    const ms = Date.now() - started
+    const stats = recorder.stats()
+    assert.deepEqual([report.records, report.delivered, report.failed], [records, 0, records], report.error ?? '')
+    assert.deepEqual([stats.delivered, stats.failed], [0, records])
+    assert.ok(report.requests >= 4, `${report.requests} requests`)
+    assert.ok(ms < 2000 + SLACK_MS, `the flush took ${ms} ms`)
+    assert.match(report.error, /firehose sink/)
+    leaks.add('report (gone)', report)
+  } finally {
+    process.env.AWS_ENDPOINT_URL_FIREHOSE = endpoint
+  }
+})
+
 test('the CSM port taken by another process: one warning, the handler itself runs, nothing thrown', async () => {
   const holder = spawn(process.execPath, ['-e', `
     const s = require('node:dgram').createSocket('udp4')
