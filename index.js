@@ -5,6 +5,8 @@
 // (./binding.js), off the JS thread; this module decides when to start, attribute and flush.
 
 const sdkV3 = require('./sdk-v3.js')
+const { noteLambdaContext } = require('./sdk-v3/resources.js')
+const { instrumentSdkV2Resources } = require('./sdk-v2/resources.js')
 
 const ENV_ACTIVATED = 'API_CALL_RECORDER_IS_ACTIVATED'
 const LOG_PREFIX = '[aws-api-call-recorder]'
@@ -224,6 +226,11 @@ function ApiCallRecorder(handler, options = {}) {
   const recorder = acquireRecorder(options, logger)
   if (!recorder) return handler
   if (options.sdkV3 !== false) recordSdkV3(recorder, logger)
+  try {
+    instrumentSdkV2Resources()
+  } catch (error) {
+    warn(logger, `calls of aws-sdk v2 are recorded without resources: ${error && error.message}`)
+  }
   let coldStart = true
   let reported = { skipped: 0, dropped: 0 }
 
@@ -249,6 +256,8 @@ function ApiCallRecorder(handler, options = {}) {
       warn(logger, `cannot attribute calls to this invocation: ${error.message}`)
     }
     coldStart = false
+    // The account for the ARNs of recorded resources.
+    noteLambdaContext(context)
     let result
     let threw = false
     let thrown

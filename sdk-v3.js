@@ -27,6 +27,7 @@
 //   name without `Client`, which lacks the spaces some serviceIds have ("SecretsManager").
 
 const fs = require('node:fs')
+const { addResources } = require('./sdk-v3/resources.js')
 const os = require('node:os')
 const path = require('node:path')
 const { performance } = require('node:perf_hooks')
@@ -229,7 +230,7 @@ class Plugin {
       try {
         const target = this.target()
         if (target !== null) {
-          call = { target, timestamp: Date.now(), start: performance.now(), attempts: 0, last: undefined }
+          call = { target, timestamp: Date.now(), start: performance.now(), attempts: 0, last: undefined, input: args.input }
           args = { ...args, [CALL_STATE]: call }
         }
       } catch {
@@ -345,6 +346,7 @@ class Plugin {
         // reliable count: it comes from the client's maxAttempts, not from a custom retryStrategy.
         if (isRetryable(error)) event.MaxRetriesExceeded = 1
       }
+      addResources(event, call.input)
       counters.calls++
       this.deliver(limitFields(event), call.target)
     } catch {
