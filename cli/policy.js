@@ -8,7 +8,7 @@
 // actions are granted on "*" and reported.
 
 const IAM_PREFIXES = require('./iam-prefixes.json')
-const { operationActions, conditionHolds } = require('../sdk-v3/resources.js')
+const { operationActions, conditionHolds, isDocumentedAction } = require('../sdk-v3/resources.js')
 
 const ACTION = /^[a-z0-9-]+:[A-Za-z0-9*?-]+$/
 const ACCOUNT_ID = /^\d{12}$/
@@ -143,6 +143,12 @@ function buildPolicy(records, { accountId, maxResources } = {}) {
           `${condition.op}${condition.rhs !== undefined ? ` ${JSON.stringify(condition.rhs)}` : ''}; ` +
           'the recording cannot show it, so it is not included')
       }
+    }
+  }
+
+  for (const action of grants.keys()) {
+    if (!isDocumentedAction(action)) {
+      notes.add(`${action} comes from the SDK mapping but the IAM definition does not list it; check which action the call needs`)
     }
   }
 

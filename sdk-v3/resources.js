@@ -64,6 +64,14 @@ function operationActions(service, operation) {
   return value.map(([action, templates, condition]) => ({ action: action === '' ? sameName : action, templates, condition }))
 }
 
+let undocumented
+
+/** False for the few actions the SDK mapping names but the IAM definition does not list. */
+function isDocumentedAction(action) {
+  undocumented ??= new Set(loadTable().notInDefinition)
+  return !undocumented.has(action)
+}
+
 /** The IAM prefix of a service, from the table. */
 function servicePrefix(service) {
   return serviceEntry(service)?.prefix
@@ -303,5 +311,6 @@ module.exports = {
   operationActions,
   servicePrefix,
   conditionHolds,
+  isDocumentedAction,
   MAX_IDENTIFIER_LENGTH,
 }
