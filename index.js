@@ -5,7 +5,7 @@
 // (./binding.js), off the JS thread; this module decides when to start, attribute and flush.
 
 const sdkV3 = require('./sdk-v3.js')
-const { noteLambdaContext } = require('./sdk-v3/resources.js')
+const { noteLambdaContext, loadTable: loadResourceTable } = require('./sdk-v3/resources.js')
 const { instrumentSdkV2Resources } = require('./sdk-v2/resources.js')
 
 const ENV_ACTIVATED = 'API_CALL_RECORDER_IS_ACTIVATED'
@@ -228,8 +228,10 @@ function ApiCallRecorder(handler, options = {}) {
   if (options.sdkV3 !== false) recordSdkV3(recorder, logger)
   try {
     instrumentSdkV2Resources()
+    // The resource table is read now, at init, not in the first recorded call.
+    loadResourceTable()
   } catch (error) {
-    warn(logger, `calls of aws-sdk v2 are recorded without resources: ${error && error.message}`)
+    warn(logger, `calls are recorded without their resources: ${error && error.message}`)
   }
   let coldStart = true
   let reported = { skipped: 0, dropped: 0 }

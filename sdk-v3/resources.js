@@ -1,7 +1,7 @@
 'use strict'
 
 // The resources an AWS call names, as ARNs per IAM action, built from the call's input with the
-// generated table cli/iam-actions.json (see scripts/generate-iam-actions.py). Used where the input is
+// generated table cli/iam-actions.jsonl (see scripts/generate-iam-actions.py). Used where the input is
 // seen, in process: the v3 plugin and the aws-sdk v2 hook. Only identifiers are taken from the input
 // (the members the ARN templates name), each cut to MAX_IDENTIFIER_LENGTH; payloads never are.
 
@@ -21,14 +21,27 @@ const ACCOUNT_ID = /^\d{12}$/
 const ACCOUNT_IN_ARN = /^arn:[^:]*:[^:]*:[^:]*:(\d{12}):/
 const ACCOUNT_IN_URL = /^https?:\/\/[^/]+\/(\d{12})\//
 
+const fs = require('node:fs')
+
 let table
 let tableError
 
-/** The generated table, loaded on first use (about 1.4 MB of JSON, parsed once). */
+/**
+ * The generated table: its header, and each service's line kept as text until it is looked up
+ * (parsing all of it would cost a cold start tens of milliseconds; one service takes well under one).
+ */
 function loadTable() {
   if (table === undefined && tableError === undefined) {
     try {
-      table = require(path.join(__dirname, '..', 'cli', 'iam-actions.json'))
+      const text = fs.readFileSync(path.join(__dirname, '..', 'cli', 'iam-actions.jsonl'), 'utf8')
+      const lines = text.split('\n')
+      const header = JSON.parse(lines[0])
+      const lineOf = new Map()
+      for (let i = 1; i < lines.length; i++) {
+        const match = /^\{"service":"([^"]+)"/.exec(lines[i])
+        if (match) lineOf.set(match[1], lines[i])
+      }
+      table = { header, lineOf, services: new Map() }
     } catch (error) {
       tableError = error
     }
@@ -41,12 +54,24 @@ function normalize(name) {
   return String(name).toLowerCase().replace(/[^a-z0-9]/g, '')
 }
 
+function parsedService(data, key) {
+  if (key === undefined) return undefined
+  let entry = data.services.get(key)
+  if (entry === undefined) {
+    const line = data.lineOf.get(key)
+    if (line === undefined) return undefined
+    entry = JSON.parse(line)
+    data.services.set(key, entry)
+  }
+  return entry
+}
+
 /** The table's entry of a service, by serviceId (CSM `Service`), SDK class name or endpoint prefix. */
 function serviceEntry(service) {
   if (typeof service !== 'string' || service === '') return undefined
   const data = loadTable()
   const key = normalize(service)
-  return data.services[key] ?? data.services[data.aliases[key]]
+  return parsedService(data, key) ?? parsedService(data, Object.hasOwn(data.header.aliases, key) ? data.header.aliases[key] : undefined)
 }
 
 /**
@@ -68,7 +93,7 @@ let undocumented
 
 /** False for the few actions the SDK mapping names but the IAM definition does not list. */
 function isDocumentedAction(action) {
-  undocumented ??= new Set(loadTable().notInDefinition)
+  undocumented ??= new Set(loadTable().header.notInDefinition)
   return !undocumented.has(action)
 }
 
@@ -306,6 +331,7 @@ function addResources(event, input) {
 
 module.exports = {
   addResources,
+  loadTable,
   noteLambdaContext,
   resourcesFor,
   operationActions,
