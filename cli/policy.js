@@ -188,9 +188,13 @@ function buildPolicy(records, { accountId, maxResources } = {}) {
   const sorted = [...groups.values()].sort((a, b) =>
     a.prefix.localeCompare(b.prefix) || Number(a.resources[0] === '*') - Number(b.resources[0] === '*') ||
     a.resources.join().localeCompare(b.resources.join()))
+  // Sid: the service, and where it has several statements, the first action too ("S3GetObject").
+  const perPrefix = new Map()
+  for (const { prefix } of sorted) perPrefix.set(prefix, (perPrefix.get(prefix) ?? 0) + 1)
   const used = new Map()
   const Statement = sorted.map(({ prefix, resources, actions }) => {
-    const base = pascalCase(prefix)
+    const first = [...actions].sort()[0].split(':')[1]
+    const base = pascalCase(prefix) + (perPrefix.get(prefix) > 1 ? pascalCase(first.replace(/[*?]/g, '')) : '')
     const n = (used.get(base) ?? 0) + 1
     used.set(base, n)
     return {
@@ -247,7 +251,7 @@ const FORMATS = ['json', 'yaml', 'cdk']
 function toYaml(policy) {
   const q = (value) => JSON.stringify(value)
   const lines = [
-    '# Serverless: provider.iam.role.statements (or provider.iamRoleStatements in v2).',
+    '# Serverless: provider.iam.role.statements (provider.iamRoleStatements before Serverless v3).',
     '# CloudFormation: the Statement list of an AWS::IAM::Role Policies entry\'s PolicyDocument.',
     'iamRoleStatements:',
   ]
