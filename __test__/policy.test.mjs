@@ -255,6 +255,17 @@ for (const sdk of ['v3', 'v2']) {
   })
 }
 
+test('API_CALL_RECORDER_RESOURCES=false records the calls without their resources', async () => {
+  const file = path.join(tmp, 'no-resources.jsonl')
+  const outcome = await runScript('v3', adminKeys, {
+    RECORD_FILE: file, AWS_CSM_PORT: String(await freeUdpPort()), API_CALL_RECORDER_RESOURCES: 'false',
+  })
+  assert.equal(outcome.stdout.trim(), 'OK', outcome.stderr)
+  const calls = readJsonl(file).filter((record) => record.Type === 'ApiCall')
+  assert.equal(calls.length, 11)
+  assert.ok(calls.every((record) => !('Resources' in record)))
+})
+
 describe('policy output', () => {
   const recording = () => path.join(tmp, 'v3.jsonl')
   const policyOf = async (...args) => {

@@ -7,7 +7,6 @@
 // alone (botocore, the aws CLI, Go, Java, aws-sdk v2 in another process) name no resource, so their
 // actions are granted on "*" and reported.
 
-const IAM_PREFIXES = require('./iam-prefixes.json')
 const { operationActions, conditionHolds, isDocumentedAction } = require('../sdk-v3/resources.js')
 
 const ACTION = /^[a-z0-9-]+:[A-Za-z0-9*?-]+$/
@@ -20,24 +19,6 @@ const REASONS = {
     '(botocore, the aws CLI, Go, Java, aws-sdk v2 outside the recorded process)',
   notNamed: 'the call\'s input did not name a resource its ARN can be built from (or named more than a record keeps)',
   noResource: 'the action takes no resource ARN',
-}
-
-const byLowerServiceId = new Map(Object.entries(IAM_PREFIXES.services).map(([id, prefix]) => [id.toLowerCase(), prefix]))
-
-/** The IAM prefix for a CSM `Service` (a serviceId; JS v2 falls back to the endpoint prefix). */
-function iamPrefix(service) {
-  if (typeof service !== 'string' || service === '') return null
-  return IAM_PREFIXES.services[service] ??
-    byLowerServiceId.get(service.toLowerCase()) ??
-    IAM_PREFIXES.endpointPrefixes[service] ??
-    null
-}
-
-/** The IAM actions an operation needs in the usual case (no optional input), or null when unknown. */
-function actionsFor(service, api) {
-  const actions = operationActions(service, api)
-  if (actions === undefined) return null
-  return [...new Set(actions.filter(({ condition }) => conditionHolds(condition, undefined)).map(({ action }) => action))]
 }
 
 function pascalCase(text) {
@@ -294,4 +275,4 @@ function formatPolicy(policy, format) {
   return `${JSON.stringify(policy, null, 2)}\n`
 }
 
-module.exports = { buildPolicy, policyReport, formatPolicy, actionsFor, iamPrefix, FORMATS }
+module.exports = { buildPolicy, policyReport, formatPolicy, FORMATS }

