@@ -17,7 +17,8 @@ const MAX_CALLS_LISTED = 5
 const REASONS = {
   actionLevel: 'recorded without resources: Client-Side Monitoring events carry no request parameters ' +
     '(botocore, the aws CLI, Go, Java, aws-sdk v2 outside the recorded process)',
-  notNamed: 'the call\'s input did not name a resource its ARN can be built from (or named more than a record keeps)',
+  notNamed: 'no ARN could be built from the call\'s input (the mapping names no input member for this action, ' +
+    'or the input named none, or more than a record keeps)',
   noResource: 'the action takes no resource ARN',
 }
 
