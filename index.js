@@ -233,8 +233,9 @@ function ApiCallRecorder(handler, options = {}) {
   const recorder = acquireRecorder(options, logger)
   if (!recorder) return handler
   if (options.sdkV3 !== false) recordSdkV3(recorder, logger)
-  setResourceRecording(recordsResources(options))
-  if (recordsResources(options)) {
+  const resources = recordsResources(options)
+  setResourceRecording(resources)
+  if (resources) {
     try {
       instrumentSdkV2Resources()
       // The resource table is read now, at init, not in the first recorded call.
