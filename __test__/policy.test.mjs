@@ -266,6 +266,23 @@ test('API_CALL_RECORDER_RESOURCES=false records the calls without their resource
   assert.ok(calls.every((record) => !('Resources' in record)))
 })
 
+test('concurrent calls of both SDKs each record their own resources', async () => {
+  const file = path.join(tmp, 'concurrent.jsonl')
+  const outcome = await runScript('concurrent', adminKeys, {
+    RECORD_FILE: file, AWS_CSM_PORT: String(await freeUdpPort()), AWS_CSM_ENABLED: 'true',
+  })
+  assert.equal(outcome.stdout.trim(), 'OK', outcome.stderr)
+  const puts = readJsonl(file).filter((record) => record.Type === 'ApiCall' && record.Api === 'PutObject')
+  assert.equal(puts.length, 40)
+  const named = puts.map((record) => {
+    assert.deepEqual(Object.keys(record.Resources), ['s3:PutObject'])
+    assert.equal(record.Resources['s3:PutObject'].length, 1)
+    return record.Resources['s3:PutObject'][0]
+  }).sort()
+  const expected = ['v2', 'v3'].flatMap((sdk) => Array.from({ length: 20 }, (_, i) => `arn:aws:s3:::${NAMES.uploads}/concurrent/${sdk}-${i}.txt`))
+  assert.deepEqual(named, expected.sort())
+})
+
 describe('policy output', () => {
   const recording = () => path.join(tmp, 'v3.jsonl')
   const policyOf = async (...args) => {
