@@ -345,6 +345,20 @@ describe('policy output', () => {
     assert.match(outcome.stderr, /note: S3\.HeadObject also needs s3:GetObjectVersion when its input has VersionId Exists/)
   })
 
+  test('malformed Resources count as no resources: the call is kept, action-level', async () => {
+    const file = path.join(tmp, 'malformed.jsonl')
+    const call = (Resources) => JSON.stringify({ Type: 'ApiCall', Service: 'S3', Api: 'GetObject', AttemptCount: 1, Resources })
+    fs.writeFileSync(file, [
+      call({ 's3:GetObject': ['not-an-arn', 42], 'not an action': ['arn:aws:s3:::b/k'] }),
+      call('oops'),
+      call(['arn:aws:s3:::b/k']),
+      call({ 's3:GetObject': [`arn:aws:s3:::b/${'k'.repeat(3000)}`] }),
+    ].join('\n'))
+    const outcome = await policyOf(file)
+    assert.deepEqual(JSON.parse(outcome.stdout).Statement.map((s) => [s.Action, s.Resource]), [[['s3:GetObject'], '*']])
+    assert.match(outcome.stderr, /Resource "\*" for s3:GetObject: recorded without resources: .*from S3\.GetObject \(4 calls\)/)
+  })
+
   test('bad options are usage errors', async () => {
     for (const args of [['--format', 'xml'], ['--account-id', '12'], ['--max-resources', '0'], ['--max-resources', 'x']]) {
       const outcome = await run(process.execPath, [CLI, 'policy', ...args, recording()], process.env)

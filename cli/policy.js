@@ -12,6 +12,8 @@ const { operationActions, conditionHolds, isDocumentedAction } = require('../sdk
 const ACTION = /^[a-z0-9-]+:[A-Za-z0-9*?-]+$/
 const ACCOUNT_ID = /^\d{12}$/
 const MAX_CALLS_LISTED = 5
+/** IAM's limit on one ARN in a policy. */
+const MAX_ARN_LENGTH = 2048
 
 /** Why an action is granted on "*". */
 const REASONS = {
@@ -105,15 +107,24 @@ function buildPolicy(records, { accountId, maxResources } = {}) {
       continue
     }
     const templatesOf = (action) => actions.find((entry) => entry.action === action)?.templates
+    // A record made in process names its actions' resources; one without (or with none usable) is
+    // action-level.
+    const named = []
     const resources = record.Resources
     if (resources !== null && typeof resources === 'object' && !Array.isArray(resources)) {
       for (const [action, arns] of Object.entries(resources)) {
         if (!ACTION.test(action) || !Array.isArray(arns)) continue
         for (const arn of arns) {
-          if (typeof arn !== 'string' || arn === '') continue
-          if (arn === '*') grant(action, '*', templatesOf(action) === null ? 'noResource' : 'notNamed', call)
-          else grant(action, objectKeyPrefix(fillAccount(arn, accountId)), '', call)
+          // Only what the recorder writes: "*" or an ARN of sane length.
+          if (typeof arn !== 'string' || (arn !== '*' && !(arn.startsWith('arn:') && arn.length <= MAX_ARN_LENGTH))) continue
+          named.push([action, arn])
         }
+      }
+    }
+    if (named.length > 0) {
+      for (const [action, arn] of named) {
+        if (arn === '*') grant(action, '*', templatesOf(action) === null ? 'noResource' : 'notNamed', call)
+        else grant(action, objectKeyPrefix(fillAccount(arn, accountId)), '', call)
       }
       continue
     }
