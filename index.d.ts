@@ -56,6 +56,13 @@ export interface RecorderOptions extends NativeRecorderOptions {
    */
   sdkV3Http?: boolean
   /**
+   * `ApiCallRecorder` only: record, on each call of the v3 SDK and of aws-sdk v2 in this process, the
+   * resources its input named (`Resources`: ARNs per IAM action, identifiers only), for
+   * `api-call-recorder policy`. Off for the whole process when false. Env: `API_CALL_RECORDER_RESOURCES`.
+   * @default true
+   */
+  resources?: boolean
+  /**
    * Where warnings go. The recorder never throws into the handler; it warns instead.
    * @default console
    */
@@ -130,6 +137,12 @@ export interface ApiCallRecord {
   Latency?: number
   MaxRetriesExceeded?: number
   FinalHttpStatusCode?: number
+  /**
+   * On `ApiCall` records of calls made in this process (v3 SDK; aws-sdk v2 under the wrapper): the IAM
+   * actions the call needed, each with the ARNs of the resources its input named, or `["*"]` when none
+   * could be built. Identifiers only, each cut to 256 characters. Absent for calls known only from CSM.
+   */
+  Resources?: Record<string, string[]>
   FinalAwsException?: string
   FinalAwsExceptionMessage?: string
   FinalSdkException?: string

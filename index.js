@@ -5,6 +5,8 @@
 // (./binding.js), off the JS thread; this module decides when to start, attribute and flush.
 
 const sdkV3 = require('./sdk-v3/index.js')
+const { noteLambdaContext, loadTable: loadResourceTable, setResourceRecording } = require('./sdk-v3/resources.js')
+const { instrumentSdkV2Resources } = require('./sdk-v2/resources.js')
 
 const ENV_ACTIVATED = 'API_CALL_RECORDER_IS_ACTIVATED'
 const LOG_PREFIX = '[aws-api-call-recorder]'
@@ -32,7 +34,7 @@ function loadBinding() {
 }
 
 /** Options read by this module; everything else goes to the native recorder. */
-const JS_ONLY_OPTIONS = new Set(['enabled', 'logger', 'sdkV3', 'sdkV3Http'])
+const JS_ONLY_OPTIONS = new Set(['enabled', 'logger', 'sdkV3', 'sdkV3Http', 'resources'])
 
 function nativeOptions(options) {
   const result = {}
@@ -47,6 +49,13 @@ function isActivated(options) {
   const flag = process.env[ENV_ACTIVATED]
   if (flag !== undefined && flag !== '') return /^(true|1|yes|on)$/i.test(flag.trim())
   return process.env.NODE_ENV === 'development'
+}
+
+/** Whether calls record the resources they name: the option, else API_CALL_RECORDER_RESOURCES, else on. */
+function recordsResources(options) {
+  if (options.resources !== undefined && options.resources !== null) return Boolean(options.resources)
+  const flag = process.env.API_CALL_RECORDER_RESOURCES
+  return flag === undefined || flag.trim() === '' || !/^(false|0|no|off)$/i.test(flag.trim())
 }
 
 function warn(logger, message) {
@@ -230,6 +239,17 @@ function ApiCallRecorder(handler, options = {}) {
   const recorder = acquireRecorder(options, logger)
   if (!recorder) return handler
   if (options.sdkV3 !== false) recordSdkV3(recorder, logger, options.sdkV3Http !== false)
+  const resources = recordsResources(options)
+  setResourceRecording(resources)
+  if (resources) {
+    try {
+      instrumentSdkV2Resources()
+      // The resource table is read now, at init, not in the first recorded call.
+      loadResourceTable()
+    } catch (error) {
+      warn(logger, `calls are recorded without their resources: ${error && error.message}`)
+    }
+  }
   let coldStart = true
   let reported = { skipped: 0, dropped: 0 }
   let bundledSdkReported = false
@@ -264,6 +284,8 @@ function ApiCallRecorder(handler, options = {}) {
       warn(logger, `cannot attribute calls to this invocation: ${error.message}`)
     }
     coldStart = false
+    // The account for the ARNs of recorded resources.
+    noteLambdaContext(context)
     let result
     let threw = false
     let thrown

@@ -28,7 +28,8 @@ const STAND_IN_MESSAGE = 'stand-in 503 für retry test ✓'
 const BUNDLE_WARNING = 'calls of a bundled AWS SDK v3 were recorded from their HTTP requests'
 
 // Fields that differ between two runs of the same calls: clocks, and ids made per request or invocation.
-const RUN_SPECIFIC = new Set(['Timestamp', 'Latency', 'AttemptLatency', 'XAmznRequestId', 'XAmzRequestId', 'XAmzId2', 'recordedAt', 'awsRequestId'])
+// Resources come from a call's input, which only the plugin sees; the HTTP layer records none.
+const RUN_SPECIFIC = new Set(['Timestamp', 'Latency', 'AttemptLatency', 'XAmznRequestId', 'XAmzRequestId', 'XAmzId2', 'recordedAt', 'awsRequestId', 'Resources'])
 
 let moto, standIn, closedPort, dir, bundleDir, sourceDir
 let standInRequests = []

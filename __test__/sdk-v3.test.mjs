@@ -62,6 +62,8 @@ before(async () => {
     AWS_SHARED_CREDENTIALS_FILE: path.join(dir, 'none'),
   })
   AWS = require('aws-sdk')
+  // v2's events get the call's resources as the wrapper adds them, so both SDKs record the same.
+  require('../sdk-v2/resources.js').recordSdkV2Resources(AWS)
   ;({ ApiCallRecorder, Recorder, recorderPlugin: plugin, instrumentSdkV3: instrument } = require('../index.js'))
   ;({ sdkV3Stats } = require('../sdk-v3/index.js'))
   sts3 = require('@aws-sdk/client-sts')

@@ -38,11 +38,12 @@ export const FAKE_CREDENTIALS = {
   AWS_DEFAULT_REGION: 'us-west-2',
 }
 
-export async function startMoto() {
+/** `env` adds to the server's environment (INITIAL_NO_AUTH_ACTION_COUNT turns on IAM enforcement). */
+export async function startMoto({ env = {} } = {}) {
   const port = await freeTcpPort()
   const child = spawn(process.env.MOTO_SERVER ?? 'moto_server', ['-H', '127.0.0.1', '-p', String(port)], {
     stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, ...FAKE_CREDENTIALS },
+    env: { ...process.env, ...FAKE_CREDENTIALS, ...env },
   })
   let stderr = ''
   child.stderr.on('data', (chunk) => { stderr = (stderr + chunk).slice(-4000) })

@@ -17,6 +17,7 @@ const { resolveCsmConfig } = require('./config.js')
 const { MAX_EVENT_BYTES, limitFields } = require('./limits.js')
 const { counters, instrumentation, pluginInvocations, markPluginInvocation, countIngested } = require('./state.js')
 const { sendDatagram } = require('./udp.js')
+const { addResources } = require('./resources.js')
 const {
   signingProperties,
   signingIdentity,
@@ -113,7 +114,7 @@ class Plugin {
       try {
         const target = this.target()
         if (target !== null) {
-          call = { target, timestamp: Date.now(), start: performance.now(), attempts: 0, last: undefined }
+          call = { target, timestamp: Date.now(), start: performance.now(), attempts: 0, last: undefined, input: args.input }
           args = { ...args, [CALL_STATE]: call }
         }
       } catch {
@@ -237,6 +238,7 @@ class Plugin {
         // reliable count: it comes from the client's maxAttempts, not from a custom retryStrategy.
         if (isRetryable(error)) event.MaxRetriesExceeded = 1
       }
+      addResources(event, call.input)
       counters.calls++
       this.deliver(limitFields(event), call.target)
     } catch {

@@ -40,6 +40,7 @@ SELECT * FROM read_json(
     'AwsExceptionMessage': 'VARCHAR',
     'SdkException': 'VARCHAR',
     'SdkExceptionMessage': 'VARCHAR',
+    'Resources': 'MAP(VARCHAR, VARCHAR[])',
     'functionName': 'VARCHAR',
     'functionVersion': 'VARCHAR',
     'awsRequestId': 'VARCHAR',

@@ -1,0 +1,86 @@
+'use strict'
+
+// Resources for the calls of aws-sdk v2 (JavaScript) in this process. v2 builds its own CSM `ApiCall`
+// event and sends it one tick later; this module only listens, through two public event hooks, and
+// adds `Resources` to that event before it is sent:
+// - `AWS.events` 'complete': global request listeners run first among a request's 'complete'
+//   listeners, just before the SDK's own listener builds the ApiCall event for that request;
+// - `AWS.Service.prototype` 'apiCall': every client's ApiCall event bubbles up to it, synchronously,
+//   before the SDK's publisher serializes it on the next tick.
+// The call itself is not touched. Limits: requests created before the hooks are installed are not
+// covered (global request listeners are copied into each request when it is made), and like every v2
+// CSM event the result reaches the recorder only when AWS_CSM_ENABLED is on.
+
+const { addResources } = require('../sdk-v3/resources.js')
+
+const HOOKED = Symbol.for('aws-api-call-recorder.sdk-v2.resources')
+const CORE_FILE = /[\\/]aws-sdk[\\/]lib[\\/]core\.js$/
+
+function isAwsNamespace(AWS) {
+  return (
+    AWS !== null &&
+    typeof AWS === 'object' &&
+    typeof AWS.events?.on === 'function' &&
+    typeof AWS.Service?.prototype?.on === 'function'
+  )
+}
+
+/** Adds the listeners to one copy of aws-sdk v2 (its `AWS` namespace). Returns false if it had them. */
+function recordSdkV2Resources(AWS) {
+  if (!isAwsNamespace(AWS) || Object.hasOwn(AWS, HOOKED)) return false
+  Object.defineProperty(AWS, HOOKED, { value: true })
+  let completing = null
+  AWS.events.on('complete', function noteCompletingRequest(response) {
+    completing = response?.request ?? this
+  })
+  AWS.Service.prototype.on('apiCall', function addRequestResources(event) {
+    const request = completing
+    completing = null
+    try {
+      if (request === null || event === null || typeof event !== 'object') return
+      // Only the event of the request that is completing: its operation and service must agree.
+      const api = request.service?.api
+      const operation = api?.operations?.[request.operation]?.name ?? request.operation
+      if (event.Api !== operation || event.Service !== (api?.serviceId || api?.endpointPrefix)) return
+      addResources(event, request.params)
+    } catch {
+      // the event stays action-level
+    }
+  })
+  return true
+}
+
+let loadHooked = false
+
+/**
+ * Adds the listeners to every copy of aws-sdk v2 loaded now (found in require.cache) and to copies
+ * loaded later. Returns how many copies were hooked now.
+ */
+function instrumentSdkV2Resources() {
+  const Module = require('node:module')
+  const hookLoaded = () => {
+    let hooked = 0
+    for (const [file, cached] of Object.entries(Module._cache)) {
+      if (CORE_FILE.test(file) && recordSdkV2Resources(cached?.exports)) hooked++
+    }
+    return hooked
+  }
+  if (!loadHooked) {
+    loadHooked = true
+    const originalLoad = Module._load
+    Module._load = function _load(request) {
+      const exports = originalLoad.apply(this, arguments)
+      if (typeof request === 'string' && request.startsWith('aws-sdk')) {
+        try {
+          hookLoaded()
+        } catch {
+          // not recorded with resources
+        }
+      }
+      return exports
+    }
+  }
+  return hookLoaded()
+}
+
+module.exports = { recordSdkV2Resources, instrumentSdkV2Resources }
