@@ -40,8 +40,11 @@ export declare class NativeRecorder {
   stats(): RecorderStats
   /** Buffered records as a JSON array (parsed on the JS side in one call). */
   recordsJson(): string
-  /** Removes the buffered records and returns them as a JSON array. */
-  takeRecordsJson(): string
+  /**
+   * Removes the buffered records and returns them as a JSON array, and with `csv` also as CSV
+   * rows (one per record, no header), written from the records themselves.
+   */
+  takeRecords(csv?: boolean | undefined | null): TakenRecords
   /** The `host:port` the recorder binds (port 0: any free port), known before `start()`. */
   get bindAddress(): string
   /** The bound `host:port` while running. */
@@ -54,8 +57,17 @@ export declare class NativeRecorder {
   get warnings(): Array<string>
 }
 
-/** The CSV columns, in order. */
-export declare function csvColumns(): Array<string>
+/** A CSV column: its header, and whether its cells are numbers in the records. */
+export interface CsvColumn {
+  name: string
+  numeric: boolean
+}
+
+/** The CSV columns of the file sink and the command line, in order. */
+export declare function csvColumns(): Array<CsvColumn>
+
+/** The CSV header row, with its line ending. */
+export declare function csvHeader(): string
 
 /** What one flush did. */
 export interface FlushReport {
@@ -74,12 +86,6 @@ export interface FlushReport {
   /** Why records failed, when some did. */
   error?: string
 }
-
-/**
- * Formats records (a JSON array of record objects, as `recordsJson` returns) as CSV rows, with the
- * header row first when `header` is set. The columns are the file sink's.
- */
-export declare function formatCsv(recordsJson: string, header: boolean): string
 
 /** The invocation records are attributed to. */
 export interface InvocationInfo {
@@ -188,4 +194,12 @@ export interface RecorderStats {
   requests: number
   /** Duration of the last flush, in milliseconds. */
   lastFlushMs: number
+}
+
+/** Records taken from a recorder. */
+export interface TakenRecords {
+  /** The records as a JSON array, oldest first. */
+  json: string
+  /** Each record as one CSV row (with its line ending), when asked for. */
+  csvRows?: Array<string>
 }

@@ -837,4 +837,4 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.NativeRecorder = nativeBinding.NativeRecorder
 module.exports.csvColumns = nativeBinding.csvColumns
-module.exports.formatCsv = nativeBinding.formatCsv
+module.exports.csvHeader = nativeBinding.csvHeader

@@ -163,11 +163,10 @@ function startRecorder(options) {
   }
 }
 
-/** Stops receiving, after a short drain, and returns the records not yet taken. */
+/** Stops receiving, after a short drain; the records not yet taken stay for a last `take()`. */
 async function stopRecorder(recorder) {
   await recorder.flush({ drainMs: DRAIN_MS })
   await recorder.stop()
-  return recorder.takeRecords()
 }
 
 function formatLosses(stats) {
@@ -180,9 +179,15 @@ function formatLosses(stats) {
 
 /** Takes records every POLL_MS, adds them to the summary and writes the ones asked for. */
 function pump(recorder, summary, writer, onlyErrors) {
-  const take = (records = recorder.takeRecords()) => {
+  const take = () => {
+    // CSV rows come from the native side with the records, written from the records themselves.
+    const { records, csvRows } = writer?.format === 'csv'
+      ? recorder.takeRecordsWithCsv()
+      : { records: recorder.takeRecords() }
     summary.add(records)
-    if (writer) writer.write(onlyErrors ? records.filter(isErrorRecord) : records)
+    if (!writer) return
+    const kept = records.map((record, i) => i).filter((i) => !onlyErrors || isErrorRecord(records[i]))
+    writer.write(kept.map((i) => records[i]), csvRows && kept.map((i) => csvRows[i]))
   }
   const timer = setInterval(() => take(), POLL_MS)
   return {
@@ -194,9 +199,9 @@ function pump(recorder, summary, writer, onlyErrors) {
 }
 
 function outputWriter(file, format) {
-  const { formatCsv } = require('./binding.js')
-  if (file && file !== '-') return new RecordWriter({ format, file, formatCsv })
-  return new RecordWriter({ format, stream: process.stdout, formatCsv })
+  const { csvHeader } = require('./binding.js')
+  if (file && file !== '-') return new RecordWriter({ format, file, csvHeader })
+  return new RecordWriter({ format, stream: process.stdout, csvHeader })
 }
 
 async function listen(args) {
@@ -232,7 +237,8 @@ async function listen(args) {
     })
   })
   poller.stop()
-  poller.take(await stopRecorder(recorder))
+  await stopRecorder(recorder)
+  poller.take()
   await writer.end()
   writeErr(`${PROGRAM}: stopped (${reason})\n${formatSummary(summary.result())}${formatLosses(recorder.stats())}`)
   return 0
@@ -290,7 +296,8 @@ async function run(args) {
   })
   for (const signal of forwarded) process.off(signal, forward)
   poller.stop()
-  poller.take(await stopRecorder(recorder))
+  await stopRecorder(recorder)
+  poller.take()
   if (writer) await writer.end()
   writeErr(`\n${PROGRAM}: ${command[0]} exited with status ${exitCode}\n${formatSummary(summary.result())}` +
     formatLosses(recorder.stats()))

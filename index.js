@@ -111,7 +111,13 @@ class Recorder {
 
   /** Removes the buffered records and returns them, oldest first. */
   takeRecords() {
-    return JSON.parse(this.#native.takeRecordsJson())
+    return JSON.parse(this.#native.takeRecords(false).json)
+  }
+
+  /** Removes the buffered records and returns them with their CSV rows, written natively. */
+  takeRecordsWithCsv() {
+    const { json, csvRows } = this.#native.takeRecords(true)
+    return { records: JSON.parse(json), csvRows }
   }
 
   /** Takes in one CSM event (a JSON string) produced in this process, as if it had been received. */

@@ -194,7 +194,7 @@ describe('run', () => {
     assert.equal(outcome.code, 0, outcome.stderr)
 
     const rows = parseCsv(fs.readFileSync(csv, 'utf8'))
-    assert.deepEqual(rows[0], csvColumns())
+    assert.deepEqual(rows[0], csvColumns().map((column) => column.name))
     const column = (row, name) => row[rows[0].indexOf(name)]
     const putItem = rows.find((row) => column(row, 'Type') === 'ApiCall' && column(row, 'Api') === 'PutItem')
     assert.equal(column(putItem, 'FinalHttpStatusCode'), '400')
@@ -256,7 +256,7 @@ describe('listen', () => {
     const outcome = await listener.done
     assert.equal(outcome.code, 0, outcome.stderr)
     const rows = parseCsv(outcome.stdout)
-    assert.deepEqual(rows[0], csvColumns())
+    assert.deepEqual(rows[0], csvColumns().map((column) => column.name))
     assert.deepEqual(rows.slice(1).map((row) => `${row[0]} ${row[2]} ${row[3]}`),
       ['ApiCallAttempt STS GetCallerIdentity', 'ApiCall STS GetCallerIdentity'])
     assert.match(outcome.stderr, /stopped \(SIGINT\)/)

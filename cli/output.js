@@ -41,18 +41,17 @@ function tableRow(record) {
  * that, records are dropped and `closed` is set.
  */
 class RecordWriter {
-  #format
   #fd = null
   #stream = null
   #headerPending
-  #formatCsv
+  #csvHeader
 
   /**
-   * @param {{ format: string, file?: string, stream?: NodeJS.WritableStream, formatCsv: Function }} options
+   * @param {{ format: string, file?: string, stream?: NodeJS.WritableStream, csvHeader: () => string }} options
    */
-  constructor({ format, file, stream, formatCsv }) {
-    this.#format = format
-    this.#formatCsv = formatCsv
+  constructor({ format, file, stream, csvHeader }) {
+    this.format = format
+    this.#csvHeader = csvHeader
     this.closed = false
     if (file) {
       this.#fd = fs.openSync(file, 'a')
@@ -72,16 +71,17 @@ class RecordWriter {
   begin() {
     if (!this.#headerPending) return
     this.#headerPending = false
-    if (this.#format === 'csv') this.#emit(this.#formatCsv('[]', true))
-    else if (this.#format === 'table') this.#emit(TABLE_HEADER)
+    if (this.format === 'csv') this.#emit(this.#csvHeader())
+    else if (this.format === 'table') this.#emit(TABLE_HEADER)
   }
 
-  write(records) {
+  /** Writes records; for CSV, `csvRows` are their rows as the native side wrote them. */
+  write(records, csvRows) {
     if (this.closed || records.length === 0) return !this.closed
     this.begin()
     let text
-    if (this.#format === 'csv') text = this.#formatCsv(JSON.stringify(records), false)
-    else if (this.#format === 'table') text = records.map(tableRow).join('')
+    if (this.format === 'csv') text = csvRows.join('')
+    else if (this.format === 'table') text = records.map(tableRow).join('')
     else text = records.map((record) => `${JSON.stringify(record)}\n`).join('')
     this.#emit(text)
     return !this.closed
@@ -124,4 +124,4 @@ class RecordWriter {
   }
 }
 
-module.exports = { RecordWriter, FORMATS, tableRow }
+module.exports = { RecordWriter, FORMATS }

@@ -4,15 +4,10 @@
 
 const fs = require('node:fs')
 const zlib = require('node:zlib')
+const { csvColumns } = require('../binding.js')
 
-/** CSV headers whose record field has another name. */
-const CSV_FIELD = { Attempts: 'AttemptCount' }
-
-/** CSV columns that hold numbers in the records. */
-const NUMERIC_FIELDS = new Set([
-  'Version', 'AttemptCount', 'Latency', 'Timestamp', 'HttpStatusCode', 'FinalHttpStatusCode',
-  'MaxRetriesExceeded', 'AttemptLatency', 'recordedAt',
-])
+/** The CSV columns as the native writer declares them: header, record field, numeric or not. */
+const CSV_COLUMNS = new Map(csvColumns().map((column) => [column.name, column]))
 
 /**
  * An ApiCall is an error when the call did not succeed in the end: its final HTTP status is 400 or
@@ -93,8 +88,8 @@ function recordFromCsvRow(header, row) {
   header.forEach((column, index) => {
     const value = row[index]
     if (value === undefined || value === '') return
-    const field = CSV_FIELD[column] ?? column
-    if (NUMERIC_FIELDS.has(field) && /^-?\d+(\.\d+)?$/.test(value)) record[field] = Number(value)
+    const { field = column, numeric = false } = CSV_COLUMNS.get(column) ?? {}
+    if (numeric && /^-?\d+(\.\d+)?$/.test(value)) record[field] = Number(value)
     else if (field === 'coldStart') record[field] = value === 'true'
     else record[field] = value
   })
@@ -200,6 +195,5 @@ module.exports = {
   isFailedAttempt,
   isErrorRecord,
   parseCsv,
-  parseRecording,
   readRecordings,
 }

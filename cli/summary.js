@@ -134,4 +134,4 @@ function formatSummary(summary) {
   return `${lines.join('\n')}\n`
 }
 
-module.exports = { SummaryBuilder, summarize, formatSummary, percentile }
+module.exports = { SummaryBuilder, summarize, formatSummary }

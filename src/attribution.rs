@@ -14,6 +14,16 @@ pub enum Phase {
     Invoke,
 }
 
+impl Phase {
+    /// The name records carry (`phase` in JSON, the CSV column).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Init => "init",
+            Phase::Invoke => "invoke",
+        }
+    }
+}
+
 /// What the wrapper knows about one invocation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InvocationInfo {

@@ -12,6 +12,7 @@ use crate::config::{RecorderConfig, SinkConfig};
 use crate::error::RecorderError;
 use crate::intake::{Intake, epoch_millis};
 use crate::receiver::Receiver;
+use crate::record::Record;
 use crate::sink::{FileSink, FileTarget, Sink};
 use crate::stats::{Stats, StatsSnapshot};
 
@@ -193,14 +194,9 @@ impl Recorder {
         self.intake.buffer.snapshot_json()
     }
 
-    /// Removes and returns the buffered records as JSON objects, oldest first.
-    pub fn take_records_json(&self) -> Vec<String> {
-        self.intake
-            .buffer
-            .take_all()
-            .iter()
-            .map(|r| r.to_json())
-            .collect()
+    /// Removes and returns the buffered records, oldest first.
+    pub fn take_records(&self) -> Vec<Record> {
+        self.intake.buffer.take_all()
     }
 
     fn lock_receiver(&self) -> std::sync::MutexGuard<'_, Option<Receiver>> {

@@ -16,6 +16,7 @@ use napi_derive::napi;
 use self::error::{ErrorCode, to_napi};
 use self::options::{FlushReport, InvocationInfo, RecorderStats};
 use crate::config::{RecorderConfig, RecorderOptions};
+use crate::record::Record;
 use crate::recorder::{FlushOptions, Recorder};
 
 #[napi_derive::module_init]
@@ -114,10 +115,17 @@ impl NativeRecorder {
         Ok(join_json(self.inner.records_json()))
     }
 
-    /// Removes the buffered records and returns them as a JSON array.
+    /// Removes the buffered records and returns them as a JSON array, and with `csv` also as CSV
+    /// rows (one per record, no header), written from the records themselves.
     #[napi(catch_unwind)]
-    pub fn take_records_json(&self) -> Result<String> {
-        Ok(join_json(self.inner.take_records_json()))
+    pub fn take_records(&self, csv: Option<bool>) -> Result<TakenRecords> {
+        let records = self.inner.take_records();
+        let json = join_json(records.iter().map(Record::to_json).collect());
+        let csv_rows = match csv {
+            Some(true) => Some(csv_rows(&records)?),
+            _ => None,
+        };
+        Ok(TakenRecords { json, csv_rows })
     }
 
     /// The `host:port` the recorder binds (port 0: any free port), known before `start()`.
@@ -167,30 +175,59 @@ impl NativeRecorder {
     }
 }
 
-/// Formats records (a JSON array of record objects, as `recordsJson` returns) as CSV rows, with the
-/// header row first when `header` is set. The columns are the file sink's.
+/// Records taken from a recorder.
+#[napi(object)]
+pub struct TakenRecords {
+    /// The records as a JSON array, oldest first.
+    pub json: String,
+    /// Each record as one CSV row (with its line ending), when asked for.
+    pub csv_rows: Option<Vec<String>>,
+}
+
+/// A CSV column: its header, the record field behind it, and whether that field holds numbers.
+#[napi(object)]
+pub struct CsvColumn {
+    pub name: String,
+    pub field: String,
+    pub numeric: bool,
+}
+
+/// The CSV columns of the file sink and the command line, in order.
 #[napi(catch_unwind)]
 #[cfg_attr(test, allow(dead_code))]
-pub fn format_csv(records_json: String, header: bool) -> Result<String> {
-    let records: Vec<&serde_json::value::RawValue> =
-        serde_json::from_str(&records_json).map_err(|e| {
-            napi::Error::new(
-                Status::InvalidArg,
-                format!("records must be a JSON array: {e}"),
-            )
-        })?;
+pub fn csv_columns() -> Result<Vec<CsvColumn>> {
+    Ok(crate::format::CSV_COLUMNS
+        .iter()
+        .map(|name| CsvColumn {
+            name: (*name).to_owned(),
+            field: crate::format::record_field(name).to_owned(),
+            numeric: crate::format::is_numeric_column(name),
+        })
+        .collect())
+}
+
+/// The CSV header row, with its line ending.
+#[napi(catch_unwind)]
+#[cfg_attr(test, allow(dead_code))]
+pub fn csv_header() -> Result<String> {
     let mut out = Vec::new();
-    crate::format::CsvWriter::new(header)
-        .write_json(records.iter().map(|r| r.get()), &mut out)
-        .map_err(|e| napi::Error::new(Status::InvalidArg, e.to_string()))?;
+    crate::format::CsvWriter::new(true)
+        .write(&[], &mut out)
+        .map_err(|e| napi::Error::from_reason(e.to_string()))?;
     String::from_utf8(out).map_err(|e| napi::Error::from_reason(e.to_string()))
 }
 
-/// The CSV columns, in order.
-#[napi]
-#[cfg_attr(test, allow(dead_code))]
-pub fn csv_columns() -> Vec<&'static str> {
-    crate::format::CSV_COLUMNS.to_vec()
+fn csv_rows(records: &[Record]) -> Result<Vec<String>> {
+    records
+        .iter()
+        .map(|record| {
+            let mut out = Vec::new();
+            crate::format::CsvWriter::new(false)
+                .write(std::slice::from_ref(record), &mut out)
+                .map_err(|e| napi::Error::from_reason(e.to_string()))?;
+            String::from_utf8(out).map_err(|e| napi::Error::from_reason(e.to_string()))
+        })
+        .collect()
 }
 
 fn join_json(records: Vec<String>) -> String {

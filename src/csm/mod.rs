@@ -8,4 +8,4 @@ mod event;
 mod parse;
 
 pub use event::{CsmEvent, EventType, FIELDS, FieldKind, RECORDER_FIELDS};
-pub use parse::{MAX_EVENT_BYTES, ParseError, parse_datagram, repair_lone_surrogates};
+pub use parse::{MAX_EVENT_BYTES, ParseError, parse_datagram, parse_event, repair_lone_surrogates};

@@ -25,6 +25,11 @@ pub fn parse_datagram(bytes: &[u8], drop_access_key: bool) -> Result<CsmEvent<'_
     if bytes.len() > MAX_EVENT_BYTES {
         return Err(ParseError::Oversized { size: bytes.len() });
     }
+    parse_event(bytes, drop_access_key)
+}
+
+/// Parses an event of any size: a record's stored JSON, which was a datagram or its repair.
+pub fn parse_event(bytes: &[u8], drop_access_key: bool) -> Result<CsmEvent<'_>, ParseError> {
     if bytes.is_empty() {
         return Err(ParseError::Empty);
     }

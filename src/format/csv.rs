@@ -1,7 +1,8 @@
 //! CSV with the columns of the awscsm2csv tool, then exception, timing and context columns.
 
-use serde_json::Value;
+use std::borrow::Cow;
 
+use crate::csm::{CsmEvent, FIELDS, FieldKind, parse_event};
 use crate::record::Record;
 
 /// Column headers, in order. The first twelve are awscsm2csv's; `Attempts` is `AttemptCount`.
@@ -40,12 +41,21 @@ pub const CSV_COLUMNS: &[&str] = &[
     "recordedAt",
 ];
 
-/// The record field behind a column whose header differs from the field name.
-fn record_field(column: &str) -> &str {
+/// The record field behind a column (`Attempts` is `AttemptCount`; the others share their name).
+pub fn record_field(column: &str) -> &str {
     match column {
         "Attempts" => "AttemptCount",
         other => other,
     }
+}
+
+/// Whether a column holds numbers in records (readers turn its cells back into numbers).
+pub fn is_numeric_column(column: &str) -> bool {
+    let field = record_field(column);
+    field == "recordedAt"
+        || FIELDS
+            .iter()
+            .any(|(name, kind)| *name == field && *kind == FieldKind::Int)
 }
 
 /// Writes records as CSV rows; the header is written once, before the first row, if asked for.
@@ -60,39 +70,41 @@ impl CsvWriter {
         }
     }
 
-    /// Writes buffered records.
+    /// Writes buffered records, each from its parsed event and its context.
     pub fn write(&mut self, records: &[Record], out: &mut Vec<u8>) -> Result<(), CsvError> {
-        let json: Vec<String> = records.iter().map(Record::to_json).collect();
-        self.write_json(json.iter().map(String::as_str), out)
-    }
-
-    /// Writes records given as full record JSON objects (as the JSON Lines output has them).
-    pub fn write_json<'a>(
-        &mut self,
-        records: impl IntoIterator<Item = &'a str>,
-        out: &mut Vec<u8>,
-    ) -> Result<(), CsvError> {
         let mut writer = csv::WriterBuilder::new().from_writer(out);
         if std::mem::take(&mut self.header_pending) {
             writer.write_record(CSV_COLUMNS)?;
         }
-        let mut row: Vec<String> = Vec::with_capacity(CSV_COLUMNS.len());
-        for json in records {
-            let record: serde_json::Map<String, Value> = serde_json::from_str(json)?;
-            row.clear();
-            row.extend(
-                CSV_COLUMNS
-                    .iter()
-                    .map(|column| match record.get(record_field(column)) {
-                        None | Some(Value::Null) => String::new(),
-                        Some(Value::String(text)) => text.clone(),
-                        Some(other) => other.to_string(),
-                    }),
-            );
-            writer.write_record(&row)?;
+        for record in records {
+            let event = parse_event(record.event_json().as_bytes(), false)?;
+            let row = CSV_COLUMNS.iter().map(|column| {
+                cell(record, &event, record_field(column)).unwrap_or(Cow::Borrowed(""))
+            });
+            writer.write_record(row.collect::<Vec<_>>().iter().map(|cell| cell.as_bytes()))?;
         }
         writer.flush().map_err(|e| CsvError::Csv(e.into()))?;
         Ok(())
+    }
+}
+
+/// One cell: an event field, or one the recorder adds.
+fn cell<'a>(record: &'a Record, event: &'a CsmEvent<'_>, field: &str) -> Option<Cow<'a, str>> {
+    let context = record.context();
+    let text = |value: &'a Option<String>| value.as_deref().map(Cow::Borrowed);
+    match field {
+        "functionName" => text(&context.info.function_name),
+        "functionVersion" => text(&context.info.function_version),
+        "awsRequestId" => text(&context.info.aws_request_id),
+        "phase" => context.phase.map(|phase| Cow::Borrowed(phase.as_str())),
+        "coldStart" => context
+            .info
+            .cold_start
+            .map(|cold| Cow::Owned(cold.to_string())),
+        "recordedAt" => Some(Cow::Owned(record.recorded_at().to_string())),
+        _ => event
+            .field_text(field)
+            .map(|text| Cow::Owned(text.into_owned())),
     }
 }
 
@@ -101,8 +113,8 @@ impl CsvWriter {
 pub enum CsvError {
     #[error("{0}")]
     Csv(#[from] csv::Error),
-    #[error("a record is not a JSON object: {0}")]
-    Json(#[from] serde_json::Error),
+    #[error("a record's event does not parse: {0}")]
+    Event(#[from] crate::csm::ParseError),
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 mod csv;
 mod jsonl;
 
-pub use self::csv::{CSV_COLUMNS, CsvError, CsvWriter};
+pub use self::csv::{CSV_COLUMNS, CsvError, CsvWriter, is_numeric_column, record_field};
 pub use self::jsonl::write_jsonl;
 
 /// How records are written to a file or stdout.
