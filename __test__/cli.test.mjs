@@ -15,7 +15,7 @@ import { freeUdpPort, sendDatagrams } from './helpers/ports.mjs'
 
 const require = createRequire(import.meta.url)
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-const CLI = path.join(ROOT, 'cli.js')
+const CLI = path.join(ROOT, 'cli', 'index.js')
 // The captured datagrams, next to the repository (as the other tests find them).
 const CORPUS = path.join(ROOT, 'tests', 'fixtures', 'csm-corpus')
 const { csvColumns } = require('../binding.js')

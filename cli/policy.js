@@ -1,7 +1,7 @@
 'use strict'
 
 // A least-privilege IAM policy from recorded calls. The IAM actions of each operation and the ARN
-// templates of their resources come from cli/iam-actions.jsonl, generated from maintained public data
+// templates of their resources come from data/iam-actions.jsonl, generated from maintained public data
 // (scripts/generate-iam-actions.py). Records made in process (the v3 plugin, the aws-sdk v2 hook)
 // carry the resources each action was used on (`Resources`); records from Client-Side Monitoring
 // alone (botocore, the aws CLI, Go, Java, aws-sdk v2 in another process) name no resource, so their

