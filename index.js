@@ -153,8 +153,14 @@ class Recorder {
 }
 
 // One receiver per address and process: a second wrapper on the same port shares the first's
-// recorder instead of failing to bind.
+// recorder (and so its sink and settings) instead of failing to bind. address -> { recorder, options }
 const running = new Map()
+
+/** The options that shape a recorder, as comparable text. */
+function recorderSettings(options) {
+  const settings = nativeOptions(options)
+  return JSON.stringify(Object.keys(settings).sort().map((key) => [key, settings[key]]))
+}
 
 function acquireRecorder(options, logger) {
   let recorder
@@ -163,9 +169,16 @@ function acquireRecorder(options, logger) {
     recorder = new Recorder({ ...options, logger, initPhase: true })
     const key = recorder.bindAddress
     const shared = running.get(key)
-    if (shared && !key.endsWith(':0')) return shared
+    if (shared && !key.endsWith(':0')) {
+      if (recorderSettings(options) !== recorderSettings(shared.options)) {
+        warn(logger, `another ApiCallRecorder already records on ${key}; this one shares it, and the ` +
+          `first one's options win: ${JSON.stringify(nativeOptions(shared.options))} ` +
+          `(these were given here: ${JSON.stringify(nativeOptions(options))})`)
+      }
+      return shared.recorder
+    }
     recorder.start()
-    running.set(key, recorder)
+    running.set(key, { recorder, options })
     return recorder
   } catch (error) {
     const code = error && error.code ? ` (${error.code})` : ''

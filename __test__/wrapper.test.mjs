@@ -123,6 +123,24 @@ test('two wrappers on one port share the receiver; both record, neither warns', 
   assert.deepEqual(logger.warnings, [])
 })
 
+test('a second wrapper on the same port with other options is told which options won', async () => {
+  const port = await freeUdpPort()
+  const first = path.join(dir, 'first-wins.jsonl')
+  const second = path.join(dir, 'ignored.csv')
+  const logger = memoryLogger()
+  const a = ApiCallRecorder(async () => 'a', { enabled: true, port, file: first, logger })
+  const b = ApiCallRecorder(async () => { await sendDatagrams(port, [aCall]); return 'b' }, { enabled: true, port, file: second, drainMs: 10, logger })
+  assert.equal(logger.warnings.length, 1)
+  assert.match(logger.warnings[0], new RegExp(`already records on 127\\.0\\.0\\.1:${port}; this one shares it, and the first one's options win`))
+  assert.ok(logger.warnings[0].includes(first) && logger.warnings[0].includes(second), logger.warnings[0])
+  assert.equal(await b({}, lambdaContext()), 'b')
+  assert.equal(await a({}, lambdaContext()), 'a')
+  // The first wrapper's sink got the call; the second's file was never written.
+  assert.equal(readJsonl(first).length, 1)
+  assert.equal(fs.existsSync(second), false)
+  assert.equal(logger.warnings.length, 1)
+})
+
 test('a port taken by another process gives one warning and the handler runs unchanged', async () => {
   const taken = dgram.createSocket('udp4')
   await new Promise((resolve) => taken.bind(0, '127.0.0.1', resolve))
