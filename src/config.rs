@@ -167,15 +167,73 @@ impl RecorderConfig {
         options: RecorderOptions,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
+        let settings = Settings { env: &env };
         let mut warnings = Vec::new();
-        let host = options
-            .host
-            .or_else(|| env(env::CSM_HOST))
+        let bind_addr = settings.bind_addr(options.host, options.port)?;
+        if !bind_addr.ip().is_loopback() {
+            warnings.push(format!(
+                "listening for CSM datagrams on {bind_addr}, which is not a loopback address: other hosts can send records"
+            ));
+        }
+        let sink = settings.sink(
+            options.sink,
+            options.file,
+            options.format,
+            options.delivery_stream_name,
+        )?;
+        let init_info = InvocationInfo {
+            function_name: env(env::LAMBDA_FUNCTION_NAME),
+            function_version: env(env::LAMBDA_FUNCTION_VERSION),
+            aws_request_id: None,
+            cold_start: None,
+        };
+        Ok(RecorderConfig {
+            bind_addr,
+            sink,
+            drop_access_key: settings.flag(options.drop_access_key, env::DROP_ACCESS_KEY, false)?,
+            max_buffered_records: settings.number(
+                options.max_buffered_records,
+                env::MAX_BUFFERED_RECORDS,
+                DEFAULT_MAX_RECORDS,
+            )?,
+            max_buffered_bytes: settings.number(
+                options.max_buffered_bytes,
+                env::MAX_BUFFERED_BYTES,
+                DEFAULT_MAX_BYTES,
+            )?,
+            drain: settings.millis(options.drain_ms, env::DRAIN_MS, DEFAULT_DRAIN)?,
+            flush_timeout: settings.millis(
+                options.flush_timeout_ms,
+                env::FLUSH_TIMEOUT_MS,
+                DEFAULT_FLUSH_TIMEOUT,
+            )?,
+            init_phase: options
+                .init_phase
+                .unwrap_or(init_info.function_name.is_some()),
+            init_info,
+            warnings,
+        })
+    }
+}
+
+/// Each setting: the option when given, else its environment variable, else the default.
+struct Settings<'a, E: Fn(&str) -> Option<String>> {
+    env: &'a E,
+}
+
+impl<E: Fn(&str) -> Option<String>> Settings<'_, E> {
+    fn bind_addr(
+        &self,
+        host: Option<String>,
+        port: Option<f64>,
+    ) -> Result<SocketAddr, ConfigError> {
+        let host = host
+            .or_else(|| (self.env)(env::CSM_HOST))
             .unwrap_or_else(|| DEFAULT_HOST.into());
-        let port = match options.port {
+        let port = match port {
             Some(port) => port_from_number(port)?,
-            // aws-sdk v2 treats 0 or empty as the default port; so do we.
-            None => match env(env::CSM_PORT) {
+            None => match (self.env)(env::CSM_PORT) {
+                // aws-sdk v2 treats 0 as the default port; so do we.
                 Some(raw) => match raw.trim().parse::<u16>() {
                     Ok(0) => DEFAULT_PORT,
                     Ok(port) => port,
@@ -190,128 +248,97 @@ impl RecorderConfig {
                 None => DEFAULT_PORT,
             },
         };
-        let bind_addr = resolve_host(&host, port)?;
-        if !bind_addr.ip().is_loopback() {
-            warnings.push(format!(
-                "listening for CSM datagrams on {bind_addr}, which is not a loopback address: other hosts can send records"
-            ));
-        }
+        resolve_host(&host, port)
+    }
 
-        let format = match options.format.or_else(|| env(env::FORMAT)) {
+    fn sink(
+        &self,
+        sink: Option<String>,
+        file: Option<String>,
+        format: Option<String>,
+        delivery_stream_name: Option<String>,
+    ) -> Result<SinkConfig, ConfigError> {
+        let format = match format.or_else(|| (self.env)(env::FORMAT)) {
             Some(raw) => Some(
                 raw.parse::<OutputFormat>()
                     .map_err(|reason| invalid("format", &raw, reason))?,
             ),
             None => None,
         };
-        let file = options.file.or_else(|| env(env::FILE)).map(PathBuf::from);
-        let stream = options
-            .delivery_stream_name
-            .or_else(|| env(env::DELIVERY_STREAM_NAME));
-        let sink = match options
-            .sink
-            .or_else(|| env(env::SINK))
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-        {
-            None => match (stream, file) {
+        let file = file.or_else(|| (self.env)(env::FILE)).map(PathBuf::from);
+        let stream = delivery_stream_name.or_else(|| (self.env)(env::DELIVERY_STREAM_NAME));
+        let Some(kind) = sink.or_else(|| (self.env)(env::SINK)) else {
+            // No sink named: the most specific destination given.
+            return Ok(match (stream, file) {
                 (Some(delivery_stream_name), _) => SinkConfig::Firehose {
                     delivery_stream_name,
                 },
                 (None, Some(path)) => file_sink(path, format),
                 (None, None) => SinkConfig::Stdout(format.unwrap_or_default()),
-            },
-            Some(kind) => match kind.as_str() {
-                "firehose" => SinkConfig::Firehose {
-                    delivery_stream_name: stream.ok_or_else(|| {
-                        invalid(
-                            "sink",
-                            "firehose",
-                            format!("needs deliveryStreamName or {}", env::DELIVERY_STREAM_NAME),
-                        )
-                    })?,
-                },
-                "file" => file_sink(
-                    file.ok_or_else(|| {
-                        invalid("sink", "file", format!("needs file or {}", env::FILE))
-                    })?,
-                    format,
-                ),
-                "stdout" => SinkConfig::Stdout(format.unwrap_or_default()),
-                "none" => SinkConfig::None,
-                _ => {
-                    return Err(invalid(
+            });
+        };
+        match kind.to_ascii_lowercase().as_str() {
+            "firehose" => Ok(SinkConfig::Firehose {
+                delivery_stream_name: stream.ok_or_else(|| {
+                    invalid(
                         "sink",
-                        &kind,
-                        "expected firehose, file, stdout or none",
-                    ));
-                }
+                        "firehose",
+                        format!("needs deliveryStreamName or {}", env::DELIVERY_STREAM_NAME),
+                    )
+                })?,
+            }),
+            "file" => Ok(file_sink(
+                file.ok_or_else(|| {
+                    invalid("sink", "file", format!("needs file or {}", env::FILE))
+                })?,
+                format,
+            )),
+            "stdout" => Ok(SinkConfig::Stdout(format.unwrap_or_default())),
+            "none" => Ok(SinkConfig::None),
+            _ => Err(invalid(
+                "sink",
+                &kind,
+                "expected firehose, file, stdout or none",
+            )),
+        }
+    }
+
+    fn flag(&self, option: Option<bool>, name: &str, default: bool) -> Result<bool, ConfigError> {
+        match option {
+            Some(value) => Ok(value),
+            None => (self.env)(name)
+                .map(|raw| parse_bool(name, &raw))
+                .transpose()
+                .map(|value| value.unwrap_or(default)),
+        }
+    }
+
+    fn number(
+        &self,
+        option: Option<u32>,
+        name: &str,
+        default: usize,
+    ) -> Result<usize, ConfigError> {
+        match option {
+            Some(n) => Ok(n as usize),
+            None => match (self.env)(name) {
+                Some(raw) => raw
+                    .trim()
+                    .parse::<usize>()
+                    .map_err(|_| invalid(name, &raw, "expected a whole number")),
+                None => Ok(default),
             },
-        };
+        }
+    }
 
-        let drop_access_key = match options.drop_access_key {
-            Some(drop) => drop,
-            None => env(env::DROP_ACCESS_KEY)
-                .map(|v| parse_bool(env::DROP_ACCESS_KEY, &v))
-                .transpose()?
-                .unwrap_or(false),
-        };
-        let number =
-            |option: Option<u32>, name: &str, default: usize| -> Result<usize, ConfigError> {
-                match option {
-                    Some(n) => Ok(n as usize),
-                    None => match env(name) {
-                        Some(raw) => raw
-                            .trim()
-                            .parse::<usize>()
-                            .map_err(|_| invalid(name, &raw, "expected a whole number")),
-                        None => Ok(default),
-                    },
-                }
-            };
-        let max_buffered_records = number(
-            options.max_buffered_records,
-            env::MAX_BUFFERED_RECORDS,
-            DEFAULT_MAX_RECORDS,
-        )?;
-        let max_buffered_bytes = number(
-            options.max_buffered_bytes,
-            env::MAX_BUFFERED_BYTES,
-            DEFAULT_MAX_BYTES,
-        )?;
-        let drain_ms = number(
-            options.drain_ms,
-            env::DRAIN_MS,
-            DEFAULT_DRAIN.as_millis() as usize,
-        )?;
-        let flush_timeout_ms = number(
-            options.flush_timeout_ms,
-            env::FLUSH_TIMEOUT_MS,
-            DEFAULT_FLUSH_TIMEOUT.as_millis() as usize,
-        )?;
-
-        let init_info = InvocationInfo {
-            function_name: env(env::LAMBDA_FUNCTION_NAME),
-            function_version: env(env::LAMBDA_FUNCTION_VERSION),
-            aws_request_id: None,
-            cold_start: None,
-        };
-        let init_phase = options
-            .init_phase
-            .unwrap_or(init_info.function_name.is_some());
-
-        Ok(RecorderConfig {
-            bind_addr,
-            sink,
-            drop_access_key,
-            max_buffered_records,
-            max_buffered_bytes,
-            drain: Duration::from_millis(drain_ms as u64),
-            flush_timeout: Duration::from_millis(flush_timeout_ms as u64),
-            init_info,
-            init_phase,
-            warnings,
-        })
+    fn millis(
+        &self,
+        option: Option<u32>,
+        name: &str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        let ms = self.number(option, name, default.as_millis() as usize)?;
+        Ok(Duration::from_millis(ms as u64))
     }
 }
 
