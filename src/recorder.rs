@@ -26,8 +26,7 @@ pub struct FlushOptions {
 }
 
 /// What one flush did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FlushReport {
     /// Records taken from the buffer.
     pub records: u64,

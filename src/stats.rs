@@ -11,8 +11,7 @@ macro_rules! stats {
         }
 
         /// A point-in-time copy of [`Stats`].
-        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-        #[serde(rename_all = "camelCase")]
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
         pub struct StatsSnapshot {
             $( $(#[$doc])* pub $field: u64, )*
         }
