@@ -57,9 +57,10 @@ export declare class NativeRecorder {
   get warnings(): Array<string>
 }
 
-/** A CSV column: its header, and whether its cells are numbers in the records. */
+/** A CSV column: its header, the record field behind it, and whether that field holds numbers. */
 export interface CsvColumn {
   name: string
+  field: string
   numeric: boolean
 }
 
@@ -176,21 +177,21 @@ export interface RecorderStats {
   received: number
   /** Datagrams accepted as CSM events. */
   parsed: number
-  /** Datagrams that were not CSM events. */
+  /** Datagrams that were not valid CSM events (bad JSON, not an object, wrong field types). */
   malformed: number
-  /** Datagrams over the 8 KiB CSM limit. */
+  /** Datagrams over the 8 KiB CSM event limit. */
   oversized: number
-  /** Events refused because the buffer was full. */
+  /** Events dropped because the buffer was full. */
   dropped: number
-  /** Socket errors while receiving, other than "nothing to read". */
+  /** Socket errors while receiving, other than `WouldBlock` (each one pauses the receiver). */
   receiveErrors: number
-  /** Records delivered to the sink. */
+  /** Records the sink accepted. */
   delivered: number
-  /** Records the sink could not deliver. */
+  /** Records the sink could not deliver (counted once each). */
   failed: number
-  /** Records that needed more than one attempt. */
+  /** Records that needed more than one delivery attempt. */
   retried: number
-  /** Requests made to the sink, retries included. */
+  /** Requests made to the sink, retries included (Firehose `PutRecordBatch` calls, file or stdout writes). */
   requests: number
   /** Duration of the last flush, in milliseconds. */
   lastFlushMs: number

@@ -25,19 +25,36 @@ pub struct FlushOptions {
     pub deadline: Instant,
 }
 
-/// What one flush did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FlushReport {
-    /// Records taken from the buffer.
-    pub records: u64,
-    pub delivered: u64,
-    pub failed: u64,
-    pub retried: u64,
-    pub requests: u64,
-    pub duration_ms: u64,
-    /// Why records failed, when some did. Never contains record contents or credentials.
-    pub error: Option<String>,
+/// Gives what a flush counts (names and descriptions) to the macro `$then`: the report here and the
+/// binding's JS object are both made from this one list.
+macro_rules! with_flush_report_counts {
+    ($then:ident) => {
+        $then! {
+            records: "Records taken from the buffer.",
+            delivered: "Records the sink accepted.",
+            failed: "Records that could not be delivered.",
+            retried: "Records that needed more than one attempt.",
+            requests: "Requests made to the sink, retries included.",
+            duration_ms: "Milliseconds the flush took, drain included.",
+        }
+    };
 }
+#[cfg(feature = "napi")]
+pub(crate) use with_flush_report_counts;
+
+macro_rules! define_flush_report {
+    ($( $field:ident: $doc:literal ),* $(,)?) => {
+        /// What one flush did.
+        #[derive(Debug, Clone, Default, PartialEq, Eq)]
+        pub struct FlushReport {
+            $( #[doc = $doc] pub $field: u64, )*
+            /// Why records failed, when some did. Never contains record contents or credentials.
+            pub error: Option<String>,
+        }
+    };
+}
+
+with_flush_report_counts!(define_flush_report);
 
 /// Records the CSM traffic sent to one address.
 pub struct Recorder {
