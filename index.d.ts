@@ -99,6 +99,11 @@ export declare class Recorder {
   records(): ApiCallRecord[]
   /** Removes the buffered records and returns them, oldest first. */
   takeRecords(): ApiCallRecord[]
+  /**
+   * Removes the buffered records and returns them with each one's CSV row (no header; see
+   * `csvHeader()` in the binding), written natively from the record itself.
+   */
+  takeRecordsWithCsv(): { records: ApiCallRecord[]; csvRows: string[] }
   /** Takes in one CSM event (a JSON string) produced in this process, as if it had been received. */
   ingest(eventJson: string): void
   /** Attributes records received from now on to this invocation. */
