@@ -22,13 +22,15 @@
 // `data` listener switches the stream to flowing before the SDK reads it.
 
 const dc = require('node:diagnostics_channel')
-const http = require('node:http')
 const { performance } = require('node:perf_hooks')
 const { counters, pluginInvocations } = require('./state.js')
 const { Plugin } = require('./plugin.js')
 const { credentialScope, regionFromHostname, isRetryable } = require('./fields.js')
 const { limitFields } = require('./limits.js')
-const { identifyService, identifyOperation } = require('./operations.js')
+
+/** The operation tables, read on the first request seen, not when the package is required. */
+let operationsModule
+const operations = () => (operationsModule ??= require('./operations.js'))
 
 const REQUEST_START = 'http.client.request.start'
 const RESPONSE_FINISH = 'http.client.response.finish'
@@ -83,7 +85,8 @@ function peekForm(request, chunk) {
 function observeWrites() {
   if (writesObserved) return
   writesObserved = true
-  const proto = http.ClientRequest.prototype
+  // Loaded here, when recording is turned on, so that requiring the package stays cheap.
+  const proto = require('node:http').ClientRequest.prototype
   for (const method of ['write', 'end']) {
     const original = proto[method]
     proto[method] = function observedWrite(chunk) {
@@ -161,6 +164,7 @@ function describeRequest(request, headers) {
   const start = performance.now()
   const credential = credentialScope(headerText(headers.authorization))
   const userAgent = headerText(headers['user-agent']) ?? headerText(headers['x-amz-user-agent'])
+  const { identifyService, identifyOperation } = operations()
   const service = identifyService({ userAgent, target: headerText(headers['x-amz-target']), signingName: credential?.signingName })
   const requestPath = typeof request.path === 'string' ? request.path : '/'
   const hostname = typeof request.host === 'string' ? request.host : undefined
