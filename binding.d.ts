@@ -11,6 +11,30 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 /** The native recorder. The hand-written `Recorder` and `ApiCallRecorder` in index.js wrap it. */
 export declare class NativeRecorder {
+  /**
+   * Registers this process as a Lambda internal extension with the Extensions API at `runtimeApi`
+   * (`AWS_LAMBDA_RUNTIME_API`), blocking until Lambda answers or `timeoutMs` passed, and starts
+   * delivering after each response. Throws `ERR_RECORDER_EXTENSION` when Lambda refuses.
+   */
+  registerExtension(runtimeApi: string, name: string, timeoutMs: number): void
+  /** Whether the extension is registered and its event loop runs. */
+  get extensionRunning(): boolean
+  /** Why the extension's event loop stopped, once it has. */
+  get extensionStoppedBecause(): string | null
+  /**
+   * Invocation `id` (of Lambda request `awsRequestId`) has settled and its datagrams are sent:
+   * the extension proves they arrived (within `drainMs`), ends it and delivers its records, then
+   * lets Lambda freeze the environment.
+   */
+  releaseInvocation(id: number, awsRequestId: string, drainMs: number): void
+  /** Takes the count of records the extension could not deliver since the last call. */
+  takeUndelivered(): UndeliveredReport
+  /**
+   * Ends invocation `id` once a barrier proves the datagrams already sent have arrived (at most
+   * `drainMs`), then delivers. `timeoutMs` caps the whole call; the configured `flushTimeoutMs`
+   * bounds the delivery as well.
+   */
+  settleInvocation(id: number, drainMs?: number | undefined | null, timeoutMs?: number | undefined | null): Promise<FlushReport>
   /** Resolves options against the environment. Throws `ERR_RECORDER_CONFIG` for unusable values. */
   constructor(options?: RecorderOptions | undefined | null)
   /**
@@ -145,4 +169,11 @@ export interface RecorderStats {
   batches: number
   /** Duration of the last flush, in milliseconds. */
   lastFlushMs: number
+}
+
+/** Records the extension could not deliver since last asked. */
+export interface UndeliveredReport {
+  failed: number
+  records: number
+  error?: string
 }

@@ -7,10 +7,12 @@
 //! Amazon Data Firehose, a local file or stdout. [`Recorder`] wires these together; the Node.js
 //! binding is a thin layer over it.
 
+pub mod barrier;
 pub mod buffer;
 pub mod config;
 pub mod csm;
 pub mod error;
+pub mod extension;
 pub mod format;
 pub mod lambda;
 pub mod receiver;

@@ -140,6 +140,21 @@ impl Recorder {
         self.deliver(started, options.deadline).await
     }
 
+    /// Ends invocation `id` once `settled` is done (the caller's proof that nothing more of it is on
+    /// its way, such as a passed [`crate::barrier`]), takes in what is queued, then delivers.
+    pub async fn finish_invocation_when(
+        &self,
+        id: u64,
+        settled: impl std::future::Future<Output = ()>,
+        deadline: Instant,
+    ) -> FlushReport {
+        let started = Instant::now();
+        settled.await;
+        self.drain(Duration::ZERO).await;
+        self.ingest.contexts.end(id);
+        self.deliver(started, deadline).await
+    }
+
     /// Drains for `options.drain`, then delivers everything buffered to the sink.
     pub async fn flush(&self, options: FlushOptions) -> FlushReport {
         let started = Instant::now();

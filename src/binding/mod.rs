@@ -1,6 +1,7 @@
 //! The Node.js binding: a thin napi layer over [`crate::Recorder`]. No domain logic lives here.
 
 mod error;
+mod extension;
 mod options;
 
 use std::sync::Arc;
