@@ -73,6 +73,8 @@ const NETWORK_ERROR_CODES = new Set([
 const MAX_CAUSE_DEPTH = 10
 
 const counters = { calls: 0, attempts: 0, delivered: 0, sent: 0, oversized: 0, failures: 0 }
+/** Calls recorded and not yet finished: the drain waits for these, not for a fixed time. */
+let callsInFlight = 0
 
 // ---------------------------------------------------------------------------------------------
 // Configuration: the CSM settings, resolved like aws-sdk v2 (env first, then the shared config file).
@@ -237,11 +239,14 @@ class Plugin {
       }
       if (call === undefined) return next(args)
       let result
+      callsInFlight++
       try {
         result = await next(args)
       } catch (error) {
         this.finishCall(context, call, undefined, error)
         throw error
+      } finally {
+        callsInFlight--
       }
       this.finishCall(context, call, result, undefined)
       return result
@@ -589,6 +594,7 @@ function sdkV3Stats() {
 }
 
 module.exports = {
+  callsInFlight: () => callsInFlight,
   recorderPlugin,
   instrumentSdkV3,
   sdkV3Stats,
