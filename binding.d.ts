@@ -27,6 +27,8 @@ export declare class NativeRecorder {
    * lets Lambda freeze the environment.
    */
   releaseInvocation(id: number, awsRequestId: string, drainMs: number): void
+  /** The wrapper began running the handler for Lambda request `awsRequestId`. */
+  invocationStarted(awsRequestId: string): void
   /** Takes the count of records the extension could not deliver since the last call. */
   takeUndelivered(): UndeliveredReport
   /**

@@ -124,6 +124,11 @@ class Recorder {
     this.#native.releaseInvocation(id, awsRequestId, drainMs)
   }
 
+  /** Tells the extension the handler for Lambda request `awsRequestId` is running. */
+  invocationStarted(awsRequestId) {
+    this.#native.invocationStarted(awsRequestId)
+  }
+
   /** Records the extension could not deliver since the last call: `{ failed, records, error }`. */
   takeUndelivered() {
     return this.#native.takeUndelivered()
@@ -277,6 +282,7 @@ function ApiCallRecorder(handler, options = {}) {
 
   function begin(context) {
     if (afterResponse) {
+      if (typeof context?.awsRequestId === 'string') recorder.invocationStarted(context.awsRequestId)
       const undelivered = recorder.takeUndelivered()
       if (undelivered.failed > 0) {
         warn(logger, `${undelivered.failed} of ${undelivered.records} recorded calls were not delivered: ${undelivered.error}`)

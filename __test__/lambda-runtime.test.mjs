@@ -131,7 +131,7 @@ test('Firehose on moto: each invocation is delivered in its own batch before the
 })
 
 test('a handler\'s error reaches Lambda exactly as without the recorder, and its calls are recorded', { timeout: STEP_TIMEOUT_MS }, async () => {
-  const plain = await lambdaFunction('calls.unwrapped')
+  const plain = await lambdaFunction('work.handler')
   const wrapped = await lambdaFunction('calls.handler')
   try {
     const expected = await plain.fn.invoke({ i: 7, kind: 'fail' })
@@ -148,7 +148,7 @@ test('a handler\'s error reaches Lambda exactly as without the recorder, and its
 })
 
 test('callback handlers keep the runtime\'s semantics: the response waits for the event loop, whose calls are recorded', { timeout: STEP_TIMEOUT_MS }, async () => {
-  const plain = await lambdaFunction('calls.callbackUnwrapped')
+  const plain = await lambdaFunction('work.callback')
   const wrapped = await lambdaFunction('calls.callback')
   // nodejs24.x and later accept no callback handlers; the wrapper turns one into an async handler there.
   const callbacksSupported = Number(process.versions.node.split('.')[0]) < 24
@@ -286,6 +286,23 @@ test('API_CALL_RECORDER_AFTER_RESPONSE=false: no extension, records delivered be
     assert.deepEqual(outcome.result, { i: 0 })
     assert.deepEqual(fn.extensions(), [])
     assert.deepEqual(summary(callsOf(readJsonl(file), outcome.requestId)), TWO_CALLS)
+  } finally {
+    await fn.shutdown()
+  }
+})
+
+test('a module that wraps another export than the one Lambda runs does not hold the function until its deadline', { timeout: STEP_TIMEOUT_MS }, async () => {
+  const { fn, file } = await lambdaFunction('calls.unwrapped', { timeoutMs: 6000 })
+  try {
+    for (let i = 0; i < 2; i++) {
+      const outcome = await fn.invoke({ i })
+      assert.deepEqual(outcome.result, { i })
+      assert.equal(outcome.timedOut, false)
+      // Held for the wrapper's grace (1 s), not until the deadline less its margin (5.7 s).
+      assert.ok(outcome.heldMs < 3000, `held ${outcome.heldMs} ms`)
+    }
+    // The calls are still delivered, though no wrapper attributed them to an invocation.
+    assert.equal(readJsonl(file).filter((r) => r.Type === 'ApiCall').length, 4)
   } finally {
     await fn.shutdown()
   }

@@ -7,7 +7,7 @@
 //! so attribution stays exact. Every path asks for the next event by the invocation's deadline
 //! (minus a margin), whatever the sink does.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -25,6 +25,9 @@ use crate::recorder::{FlushReport, Recorder};
 
 /// Kept back from an invocation's deadline: the extension has asked for the next event by then.
 pub const DEADLINE_MARGIN: Duration = Duration::from_millis(300);
+/// How long after an INVOKE event the wrapper has to begin running the handler. A function whose
+/// handler is not the wrapper (a module that wraps another export) is not held until its deadline.
+pub const UNWRAPPED_GRACE: Duration = Duration::from_millis(1000);
 /// Bound on releases waiting for their INVOKE event (one is usual).
 const MAX_PENDING_RELEASES: usize = 64;
 /// Events an internal extension may register for (Lambda refuses SHUTDOWN for those).
@@ -77,6 +80,8 @@ pub struct Undelivered {
 #[derive(Debug)]
 pub struct LambdaExtension {
     releases: Mutex<HashMap<String, Release>>,
+    /// Requests whose handler the wrapper has begun running.
+    started: Mutex<HashSet<String>>,
     released: Notify,
     running: AtomicBool,
     stopped_because: Mutex<Option<String>>,
@@ -214,6 +219,7 @@ impl LambdaExtension {
         })??;
         let extension = Arc::new(LambdaExtension {
             releases: Mutex::new(HashMap::new()),
+            started: Mutex::new(HashSet::new()),
             released: Notify::new(),
             running: AtomicBool::new(true),
             stopped_because: Mutex::new(None),
@@ -240,6 +246,17 @@ impl LambdaExtension {
         self.released.notify_waiters();
     }
 
+    /// The wrapper's word that it began running the handler for request `request_id`.
+    pub fn started(&self, request_id: &str) {
+        let mut started = lock(&self.started);
+        if started.len() >= MAX_PENDING_RELEASES {
+            started.clear();
+        }
+        started.insert(request_id.to_owned());
+        drop(started);
+        self.released.notify_waiters();
+    }
+
     /// Whether the event loop still runs (it stops when the Extensions API fails).
     pub fn running(&self) -> bool {
         self.running.load(Ordering::Acquire)
@@ -255,20 +272,30 @@ impl LambdaExtension {
         std::mem::take(&mut *lock(&self.undelivered))
     }
 
-    /// Waits for the release of `request_id` until `until`.
+    /// Waits for the release of `request_id` until `until`; gives up after [`UNWRAPPED_GRACE`]
+    /// when the wrapper has not even begun the request.
     async fn released(&self, request_id: &str, until: Instant) -> Option<Release> {
+        let grace_until = (Instant::now() + UNWRAPPED_GRACE).min(until);
         loop {
             let notified = self.released.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             if let Some(release) = lock(&self.releases).remove(request_id) {
+                lock(&self.started).remove(request_id);
                 return Some(release);
             }
-            if tokio::time::timeout_at(until.into(), notified)
+            let begun = lock(&self.started).contains(request_id);
+            let wait_until = if begun { until } else { grace_until };
+            if tokio::time::timeout_at(wait_until.into(), notified)
                 .await
                 .is_err()
             {
-                return lock(&self.releases).remove(request_id);
+                let release = lock(&self.releases).remove(request_id);
+                let begun = lock(&self.started).contains(request_id);
+                if release.is_some() || !begun || Instant::now() >= until {
+                    lock(&self.started).remove(request_id);
+                    return release;
+                }
             }
         }
     }

@@ -70,6 +70,14 @@ impl NativeRecorder {
         }
     }
 
+    /// The wrapper began running the handler for Lambda request `awsRequestId`.
+    #[napi]
+    pub fn invocation_started(&self, aws_request_id: String) {
+        if let Some(extension) = EXTENSION.get() {
+            extension.started(&aws_request_id);
+        }
+    }
+
     /// Takes the count of records the extension could not deliver since the last call.
     #[napi]
     pub fn take_undelivered(&self) -> UndeliveredReport {
