@@ -316,10 +316,10 @@ function ApiCallRecorder(handler, options = {}) {
 
   /** Hands the invocation to the extension, which delivers once the response has gone. */
   function deliverAfter(invocation, context) {
-    if (invocation === undefined) return
     const requestId = context?.awsRequestId
     lambda.callsSent(drainMs).then((leftMs) => {
-      recorder.releaseInvocation(invocation, typeof requestId === 'string' ? requestId : '', leftMs)
+      // Released even without an invocation id (attribution failed): the extension must not wait.
+      recorder.releaseInvocation(invocation ?? 0, typeof requestId === 'string' ? requestId : '', leftMs)
       reportLosses()
     }).catch((error) => warn(logger, `cannot deliver after the response: ${error && error.message}`))
   }
