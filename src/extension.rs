@@ -28,6 +28,8 @@ pub const DEADLINE_MARGIN: Duration = Duration::from_millis(300);
 /// How long after an INVOKE event the wrapper has to begin running the handler. A function whose
 /// handler is not the wrapper (a module that wraps another export) is not held until its deadline.
 pub const UNWRAPPED_GRACE: Duration = Duration::from_millis(1000);
+/// Longest pause between retries of a failed request for the next event.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// Bound on releases waiting for their INVOKE event (one is usual).
 const MAX_PENDING_RELEASES: usize = 64;
 /// Events an internal extension may register for (Lambda refuses SHUTDOWN for those).
@@ -85,6 +87,8 @@ pub struct LambdaExtension {
     released: Notify,
     running: AtomicBool,
     stopped_because: Mutex<Option<String>>,
+    /// The last error of the Extensions API, for diagnostics.
+    last_error: Mutex<Option<String>>,
     undelivered: Mutex<Undelivered>,
 }
 
@@ -223,6 +227,7 @@ impl LambdaExtension {
             released: Notify::new(),
             running: AtomicBool::new(true),
             stopped_because: Mutex::new(None),
+            last_error: Mutex::new(None),
             undelivered: Mutex::new(Undelivered::default()),
         });
         runtime.spawn(event_loop(extension.clone(), recorder, client, id));
@@ -257,7 +262,12 @@ impl LambdaExtension {
         self.released.notify_waiters();
     }
 
-    /// Whether the event loop still runs (it stops when the Extensions API fails).
+    /// The last error of the Extensions API, if any (the event loop retries after one).
+    pub fn last_error(&self) -> Option<String> {
+        lock(&self.last_error).clone()
+    }
+
+    /// Whether the event loop still runs (it ends only at shutdown).
     pub fn running(&self) -> bool {
         self.running.load(Ordering::Acquire)
     }
@@ -319,10 +329,22 @@ async fn event_loop(
     client: ExtensionsApi,
     id: String,
 ) {
+    let mut failures: u32 = 0;
     let stopped = loop {
         let event = match client.next_event(&id).await {
-            Ok(event) => event,
-            Err(error) => break error.to_string(),
+            Ok(event) => {
+                failures = 0;
+                event
+            }
+            Err(error) => {
+                // Lambda waits for every registered extension before it freezes or invokes again,
+                // so giving up would stall the function: retry, backing off up to a second.
+                *lock(&extension.last_error) = Some(error.to_string());
+                failures = failures.saturating_add(1);
+                let backoff = Duration::from_millis(10u64 << failures.min(7)).min(MAX_BACKOFF);
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
         };
         match event.event_type.as_str() {
             "INVOKE" => {

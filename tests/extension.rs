@@ -18,6 +18,9 @@ use tokio::sync::mpsc;
 
 const CALL: &[u8] = br#"{"Version":1,"ClientId":"","Type":"ApiCall","Service":"STS","Api":"GetCallerIdentity","Timestamp":1795357598164,"AttemptCount":1,"Region":"us-west-2","FinalHttpStatusCode":200,"Latency":53,"MaxRetriesExceeded":0}"#;
 
+/// In the list of events: answer that request for the next event with an error.
+const FAIL: &str = "fail";
+
 /// Serves the Extensions API: registration answers `register_status`; each request for the next
 /// event takes the next event of `events` (JSON), or waits forever when there is none. Every
 /// request is reported on `requests` when it arrives.
@@ -60,6 +63,10 @@ async fn stand_in(
                         }
                         let event = events.lock().unwrap().next();
                         match event {
+                            Some(failure) if failure == FAIL => Ok(Response::builder()
+                                .status(StatusCode::INTERNAL_SERVER_ERROR)
+                                .body(Full::new(Bytes::from_static(b"{}")))
+                                .unwrap()),
                             Some(event) => Ok(Response::new(Full::new(Bytes::from(event)))),
                             None => std::future::pending().await,
                         }
@@ -261,4 +268,48 @@ async fn a_passed_barrier_proves_earlier_datagrams_arrived_and_is_not_counted_it
     assert_eq!(stats.parsed, 200);
     assert_eq!(stats.malformed, 0);
     assert_eq!(recorder.records_json().len(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_request_for_the_next_event_is_retried() {
+    let dir = tempdir();
+    let (api, mut requests) = stand_in(
+        StatusCode::OK,
+        vec![
+            FAIL.to_owned(),
+            FAIL.to_owned(),
+            invoke("request-1", Duration::from_secs(30)),
+        ],
+    )
+    .await;
+    let (recorder, file) = file_recorder(&dir).await;
+    let receiver = recorder.start().unwrap();
+    let registering = recorder.clone();
+    let extension = tokio::task::spawn_blocking(move || {
+        LambdaExtension::register(registering, &api, "recorder-test", Duration::from_secs(5))
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    for _ in 0..4 {
+        requests.recv().await.unwrap();
+    }
+    let invocation = recorder.begin_invocation(InvocationInfo {
+        aws_request_id: Some("request-1".into()),
+        ..Default::default()
+    });
+    extension.started("request-1");
+    send(receiver, CALL);
+    extension.release(invocation, "request-1", Duration::from_millis(500));
+    assert_eq!(
+        requests.recv().await.unwrap(),
+        "/2020-01-01/extension/event/next"
+    );
+    assert_eq!(records(&file).len(), 1);
+    assert!(extension.running());
+    assert!(
+        extension.last_error().unwrap().contains("500"),
+        "{:?}",
+        extension.last_error()
+    );
 }
