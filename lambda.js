@@ -94,7 +94,13 @@ function flushOnShutdown(recorder, warn) {
     const flushing = callsSent(SHUTDOWN_DRAIN_MS)
       .then(() => recorder.flush({ drainMs: 0, timeoutMs: SHUTDOWN_FLUSH_MS - SHUTDOWN_DRAIN_MS }))
     flushing.then((report) => {
-      if (report.failed > 0) warn(`at shutdown, ${report.failed} of ${report.records} recorded calls were not delivered: ${report.error}`)
+      // Failures after the last invocation's response have not been reported yet.
+      const earlier = recorder.takeUndelivered()
+      const failed = report.failed + earlier.failed
+      if (failed > 0) {
+        warn(`${failed} of ${report.records + earlier.records} recorded calls were not delivered: ` +
+          `${report.error ?? earlier.error}`)
+      }
     }, (error) => warn(`flush at shutdown failed: ${error && error.message}`)).finally(exit)
   }
   process.on('SIGTERM', onSigterm)
