@@ -91,8 +91,10 @@ test('a handler that calls no SDK returns its result and writes nothing', async 
 
 test('datagrams still on their way when the handler returns are caught, without waiting out drainMs', async () => {
   const { wrapped, port, file } = await recording(async () => {
-    // Sent from this process's event loop and not awaited, as an SDK's monitoring events are.
-    sendDatagrams(port, [aCall, aCall])
+    // Sent from this process's event loop and not awaited, as aws-sdk v2 sends its CSM events.
+    const socket = dgram.createSocket('udp4')
+    socket.send(aCall, port, '127.0.0.1')
+    socket.send(aCall, port, '127.0.0.1', () => socket.close())
     return 'early'
   }, { drainMs: 5000 })
   const context = lambdaContext()
