@@ -11,6 +11,32 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 /** The native recorder. The hand-written `Recorder` and `ApiCallRecorder` in index.js wrap it. */
 export declare class NativeRecorder {
+  /**
+   * Registers this process as a Lambda internal extension with the Extensions API at `runtimeApi`
+   * (`AWS_LAMBDA_RUNTIME_API`), blocking until Lambda answers or `timeoutMs` passed, and starts
+   * delivering after each response. Throws `ERR_RECORDER_EXTENSION` when Lambda refuses.
+   */
+  registerExtension(runtimeApi: string, name: string, timeoutMs: number): void
+  /** Whether the extension is registered and its event loop runs. */
+  get extensionRunning(): boolean
+  /** Why the extension's event loop stopped, once it has. */
+  get extensionStoppedBecause(): string | null
+  /**
+   * Invocation `id` (of Lambda request `awsRequestId`) has settled and its datagrams are sent:
+   * the extension proves they arrived (within `drainMs`), ends it and delivers its records, then
+   * lets Lambda freeze the environment.
+   */
+  releaseInvocation(id: number, awsRequestId: string, drainMs: number): void
+  /** The wrapper began running the handler for Lambda request `awsRequestId`. */
+  invocationStarted(awsRequestId: string): void
+  /** Takes the count of records the extension could not deliver since the last call. */
+  takeUndelivered(): UndeliveredReport
+  /**
+   * Ends invocation `id` once a barrier proves the datagrams already sent have arrived (at most
+   * `drainMs`), then delivers. `timeoutMs` caps the whole call; the configured `flushTimeoutMs`
+   * bounds the delivery as well.
+   */
+  settleInvocation(id: number, drainMs?: number | undefined | null, timeoutMs?: number | undefined | null): Promise<FlushReport>
   /** Resolves options against the environment. Throws `ERR_RECORDER_CONFIG` for unusable values. */
   constructor(options?: RecorderOptions | undefined | null)
   /**
@@ -150,8 +176,10 @@ export interface RecorderOptions {
    */
   maxBufferedBytes?: number
   /**
-   * Milliseconds to keep receiving, at most, after the handler returns, for datagrams still on
-   * their way. Env: `API_CALL_RECORDER_DRAIN_MS`.
+   * Upper bound, in milliseconds, on waiting after the handler settles for the events of its calls.
+   * The wait ends as soon as it is safe: once the v3 calls still in flight have finished and a
+   * marker datagram sent after the event loop has turned (aws-sdk v2 sends from this process's
+   * loop) has arrived. Env: `API_CALL_RECORDER_DRAIN_MS`.
    * @default 25
    */
   drainMs?: number
@@ -203,4 +231,11 @@ export interface TakenRecords {
   json: string
   /** Each record as one CSV row (with its line ending), when asked for. */
   csvRows?: Array<string>
+}
+
+/** Records the extension could not deliver since last asked. */
+export interface UndeliveredReport {
+  failed: number
+  records: number
+  error?: string
 }

@@ -56,6 +56,17 @@ export interface RecorderOptions extends NativeRecorderOptions {
    */
   sdkV3Http?: boolean
   /**
+   * `ApiCallRecorder` in Lambda only: deliver each invocation's records after its response. The
+   * recorder registers as a Lambda internal extension during init (when `ApiCallRecorder` is called
+   * at module load); the handler's outcome is returned as soon as it settles, and the records are
+   * delivered before the environment is frozen, bounded by the invocation's deadline. Time spent
+   * after the response is billed as part of the invocation. When off, outside Lambda, or when the
+   * registration fails (one warning: for example when the handler is wrapped after init), records
+   * are delivered before the outcome is returned. Env: `API_CALL_RECORDER_AFTER_RESPONSE`.
+   * @default true
+   */
+  afterResponse?: boolean
+  /**
    * `ApiCallRecorder` only: record, on each call of the v3 SDK and of aws-sdk v2 in this process, the
    * resources its input named (`Resources`: ARNs per IAM action, identifiers only), for
    * `api-call-recorder policy`. Off for the whole process when false. Env: `API_CALL_RECORDER_RESOURCES`.
@@ -110,6 +121,14 @@ export declare class Recorder {
   beginInvocation(info?: InvocationInfo): number
   /** Drains, stops attributing to the invocation and flushes. */
   finishInvocation(id: number, options?: { drainMs?: number; timeoutMs?: number }): Promise<FlushReport>
+  /**
+   * Like `finishInvocation`, but the drain ends as soon as a marker datagram sent now has arrived
+   * (at most `drainMs`): everything sent before it has been taken in. Call it once the events are
+   * sent (after a turn of the event loop).
+   */
+  settleInvocation(id: number, options?: { drainMs?: number; timeoutMs?: number }): Promise<FlushReport>
+  /** The configured `drainMs`. */
+  readonly drainMs: number
   /** The bound `host:port`, or null when not running. */
   readonly address: string | null
   /** The `host:port` that `start()` binds. */
@@ -187,9 +206,18 @@ export type Handler<TEvent = any, TResult = any> =
  *
  * When active (see {@link RecorderOptions.enabled}), the receiver binds when `ApiCallRecorder` is
  * called, at module load, so calls made during init are recorded with `phase: 'init'`; it stays bound
- * across invocations. Each invocation: the handler runs, the recorder keeps receiving `drainMs`, then
- * flushes, then the handler's result is returned or its error rethrown, unchanged. Recorder problems
- * (port taken, sink down, bad traffic) are logged once through `logger.warn`, never thrown.
+ * across invocations. Each invocation: the handler runs and its result is returned or its error
+ * rethrown, unchanged. In Lambda the records are delivered after the response (see
+ * {@link RecorderOptions.afterResponse}); elsewhere the recorder waits for the calls' events (at most
+ * `drainMs`) and flushes before returning. Recorder problems (port taken, sink down, bad traffic)
+ * are logged once through `logger.warn`, never thrown.
+ *
+ * The wrapper keeps the runtime's handler semantics: a response-streaming handler
+ * (`awslambda.streamifyResponse`) stays one and gets the stream; in Lambda runtimes that accept
+ * callback-style handlers (nodejs22.x and earlier), a callback-style handler is wrapped as one, so the
+ * runtime still waits for an empty event loop unless `context.callbackWaitsForEmptyEventLoop` is
+ * false. Elsewhere (nodejs24.x and later, scripts, tests) the wrapper is an async handler, which
+ * also accepts callback-style handlers.
  *
  * Returns `handler` itself when not active or when recording cannot start.
  */

@@ -7,6 +7,7 @@
 const sdkV3 = require('./sdk-v3/index.js')
 const { noteLambdaContext, loadTable: loadResourceTable, setResourceRecording } = require('./sdk-v3/resources.js')
 const { instrumentSdkV2Resources } = require('./sdk-v2/resources.js')
+const lambda = require('./lambda.js')
 
 const ENV_ACTIVATED = 'API_CALL_RECORDER_IS_ACTIVATED'
 const LOG_PREFIX = '[aws-api-call-recorder]'
@@ -34,7 +35,7 @@ function loadBinding() {
 }
 
 /** Options read by this module; everything else goes to the native recorder. */
-const JS_ONLY_OPTIONS = new Set(['enabled', 'logger', 'sdkV3', 'sdkV3Http', 'resources'])
+const JS_ONLY_OPTIONS = new Set(['enabled', 'logger', 'sdkV3', 'sdkV3Http', 'resources', 'afterResponse'])
 
 function nativeOptions(options) {
   const result = {}
@@ -124,6 +125,39 @@ class Recorder {
   ingest(eventJson) {
     this.#native.ingest(eventJson)
     this.#ingested++
+  }
+
+  /**
+   * Ends the invocation once the datagrams already sent have arrived (a barrier, at most `drainMs`),
+   * then flushes. Call it once the calls' events are sent (after a turn of the event loop).
+   */
+  settleInvocation(id, { drainMs, timeoutMs } = {}) {
+    return this.#native.settleInvocation(id, drainMs, timeoutMs)
+  }
+
+  /** Registers this process as a Lambda internal extension (see lambda.js). Blocks until Lambda answers. */
+  registerExtension(runtimeApi, name, timeoutMs) {
+    this.#native.registerExtension(runtimeApi, name, timeoutMs)
+  }
+
+  /** Hands invocation `id` to the extension, to deliver after the response. */
+  releaseInvocation(id, awsRequestId, drainMs) {
+    this.#native.releaseInvocation(id, awsRequestId, drainMs)
+  }
+
+  /** Tells the extension the handler for Lambda request `awsRequestId` is running. */
+  invocationStarted(awsRequestId) {
+    this.#native.invocationStarted(awsRequestId)
+  }
+
+  /** Records the extension could not deliver since the last call: `{ failed, records, error }`. */
+  takeUndelivered() {
+    return this.#native.takeUndelivered()
+  }
+
+  /** The configured drain bound, in milliseconds. */
+  get drainMs() {
+    return this.#native.drainMs
   }
 
   /** Attributes records received from now on to this invocation. Returns an id for `finishInvocation`. */
@@ -295,7 +329,19 @@ function ApiCallRecorder(handler, options = {}) {
     }
   }
 
-  return async function apiCallRecorderHandler(event, context) {
+  // In Lambda, records are delivered after the response by an internal extension, registered now
+  // (during init); elsewhere, or when that fails, before the handler's outcome is returned.
+  const afterResponse = lambda.deliverAfterResponse(recorder, options, (message) => warn(logger, message))
+  const drainMs = recorder.drainMs
+
+  function begin(context) {
+    if (afterResponse) {
+      if (typeof context?.awsRequestId === 'string') recorder.invocationStarted(context.awsRequestId)
+      const undelivered = recorder.takeUndelivered()
+      if (undelivered.failed > 0) {
+        warn(logger, `${undelivered.failed} of ${undelivered.records} recorded calls were not delivered: ${undelivered.error}`)
+      }
+    }
     let invocation
     try {
       invocation = recorder.beginInvocation(invocationInfo(context, coldStart))
@@ -305,31 +351,112 @@ function ApiCallRecorder(handler, options = {}) {
     coldStart = false
     // The account for the ARNs of recorded resources.
     noteLambdaContext(context)
+    return invocation
+  }
+
+  /** Delivers the invocation's records before its outcome is returned. */
+  async function deliverNow(invocation, context) {
+    if (invocation === undefined) return
+    try {
+      const timeoutMs = flushTimeout(context)
+      const leftMs = await lambda.callsSent(drainMs)
+      const report = await recorder.settleInvocation(invocation, { drainMs: leftMs, timeoutMs })
+      if (report.failed > 0 || report.error) {
+        warn(logger, `${report.failed} of ${report.records} recorded calls were not delivered: ${report.error}`)
+      }
+      reportLosses()
+    } catch (error) {
+      warn(logger, `flush failed: ${error && error.message}`)
+    }
+  }
+
+  /** Hands the invocation to the extension, which delivers once the response has gone. */
+  function deliverAfter(invocation, context) {
+    const requestId = context?.awsRequestId
+    lambda.callsSent(drainMs).then((leftMs) => {
+      // Released even without an invocation id (attribution failed): the extension must not wait.
+      recorder.releaseInvocation(invocation ?? 0, typeof requestId === 'string' ? requestId : '', leftMs)
+      reportLosses()
+    }).catch((error) => warn(logger, `cannot deliver after the response: ${error && error.message}`))
+  }
+
+  /** Runs `call` (the handler) and settles with its outcome, delivering before or after it. */
+  async function around(context, call) {
+    const invocation = begin(context)
     let result
     let threw = false
     let thrown
     try {
-      result = await invoke(handler, event, context)
+      result = await call()
     } catch (error) {
       threw = true
       thrown = error
     }
-    if (invocation !== undefined) {
-      try {
-        // Calls whose retry never came end here, so they belong to this invocation.
-        sdkV3.settleHttpCalls()
-        const timeoutMs = flushTimeout(context)
-        const report = await recorder.finishInvocation(invocation, { timeoutMs })
-        if (report.failed > 0 || report.error) {
-          warn(logger, `${report.failed} of ${report.records} recorded calls were not delivered: ${report.error}`)
-        }
-        reportLosses()
-      } catch (error) {
-        warn(logger, `flush failed: ${error && error.message}`)
-      }
-    }
+    // Calls whose retry never came end here, so they belong to this invocation.
+    sdkV3.settleHttpCalls()
+    if (afterResponse) deliverAfter(invocation, context)
+    else await deliverNow(invocation, context)
     if (threw) throw thrown
     return result
+  }
+
+  if (lambda.isStreamingHandler(handler)) {
+    // The runtime passes a response stream to handlers it sees marked as streaming.
+    const streaming = async function apiCallRecorderHandler(event, responseStream, context) {
+      return around(context, () => handler(event, responseStream, context))
+    }
+    return lambda.copyStreamingMarks(handler, streaming)
+  }
+
+  if (handler.length >= 3 && lambda.runtimeSupportsCallbacks()) {
+    // A callback-style handler keeps the runtime's semantics: it responds once the event loop is
+    // empty unless context.callbackWaitsForEmptyEventLoop is false, so the wrapper is one too.
+    return function apiCallRecorderHandler(event, context, callback) {
+      const invocation = begin(context)
+      let answered = false
+      const answer = (args) => {
+        if (answered) return
+        answered = true
+        if (!afterResponse) {
+          deliverNow(invocation, context).finally(() => callback(...args))
+          return
+        }
+        callback(...args)
+        if (context?.callbackWaitsForEmptyEventLoop === false) deliverAfter(invocation, context)
+        else lambda.whenLoopEmpty(() => deliverAfter(invocation, context))
+      }
+      let returned
+      try {
+        returned = handler(event, context, (...args) => answer(args))
+      } catch (error) {
+        answer([error])
+        return undefined
+      }
+      if (returned && typeof returned.then === 'function') {
+        // A handler that returns a promise is answered by it, as the runtime does, without waiting
+        // for the event loop.
+        return Promise.resolve(returned).then(async (value) => {
+          if (!answered) {
+            answered = true
+            if (afterResponse) deliverAfter(invocation, context)
+            else await deliverNow(invocation, context)
+          }
+          return value
+        }, async (error) => {
+          if (!answered) {
+            answered = true
+            if (afterResponse) deliverAfter(invocation, context)
+            else await deliverNow(invocation, context)
+          }
+          throw error
+        })
+      }
+      return undefined
+    }
+  }
+
+  return async function apiCallRecorderHandler(event, context) {
+    return around(context, () => invoke(handler, event, context))
   }
 }
 

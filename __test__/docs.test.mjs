@@ -34,7 +34,7 @@ test('the README option table lists exactly the declared options, with their env
   const native = interfaceOptions(read('binding.d.ts'), 'RecorderOptions')
   const jsSide = interfaceOptions(read('index.d.ts'), 'RecorderOptions')
   assert.ok(Object.keys(native).length >= 12, `binding.d.ts declares ${Object.keys(native)}`)
-  assert.deepEqual(Object.keys(jsSide).sort(), ['enabled', 'logger', 'resources', 'sdkV3', 'sdkV3Http'])
+  assert.deepEqual(Object.keys(jsSide).sort(), ['afterResponse', 'enabled', 'logger', 'resources', 'sdkV3', 'sdkV3Http'])
   const declared = { ...native, ...jsSide }
   const table = readmeTable()
   assert.deepEqual(Object.keys(table).sort(), Object.keys(declared).sort())

@@ -10,6 +10,7 @@ import { eventLoopBench } from './suites/event-loop.mjs'
 import { wrapperBench } from './suites/wrapper.mjs'
 import { coldStartBench } from './suites/cold-start.mjs'
 import { memoryBench } from './suites/memory.mjs'
+import { lambdaBench } from './suites/lambda.mjs'
 
 /** The whole run is abandoned (children stopped) after this long. */
 const RUN_TIMEOUT_MS = 8 * 60_000
@@ -82,6 +83,15 @@ const SUITES = {
       const out = await run(process.execPath, [FLUSH_BENCH, '5'], { timeoutMs: 120_000, group: true })
       process.stdout.write(out)
       return out
+    },
+  },
+  lambda: {
+    title: '8. Under Lambda\'s life cycle (runtime interface client, frozen between invocations): response ' +
+      'latency and environment-held time, 1 v3 + 1 aws-sdk v2 call to moto, 150 invocations each, in turn',
+    async run() {
+      const { table } = await lambdaBench()
+      console.table(table)
+      return table
     },
   },
 }

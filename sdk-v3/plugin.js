@@ -15,7 +15,7 @@
 const { performance } = require('node:perf_hooks')
 const { resolveCsmConfig } = require('./config.js')
 const { MAX_EVENT_BYTES, limitFields } = require('./limits.js')
-const { counters, instrumentation, pluginInvocations, markPluginInvocation, countIngested } = require('./state.js')
+const { counters, inFlight, instrumentation, pluginInvocations, markPluginInvocation, countIngested } = require('./state.js')
 const { sendDatagram } = require('./udp.js')
 const { addResources } = require('./resources.js')
 const {
@@ -122,11 +122,14 @@ class Plugin {
       }
       if (call === undefined) return next(args)
       let result
+      inFlight.calls++
       try {
         result = await next(args)
       } catch (error) {
         this.finishCall(context, call, undefined, error)
         throw error
+      } finally {
+        inFlight.calls--
       }
       this.finishCall(context, call, result, undefined)
       return result

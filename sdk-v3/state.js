@@ -60,4 +60,7 @@ function ingestedInto(recorder) {
   }
 }
 
-module.exports = { counters, instrumentation, pluginInvocations, markPluginInvocation, countIngested, ingestedInto }
+/** Calls the plugin recorded and that have not finished: the drain waits for these, not a fixed time. */
+const inFlight = { calls: 0 }
+
+module.exports = { counters, inFlight, instrumentation, pluginInvocations, markPluginInvocation, countIngested, ingestedInto }

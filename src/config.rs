@@ -78,8 +78,10 @@ pub struct RecorderOptions {
     /// Env: `API_CALL_RECORDER_MAX_BUFFERED_BYTES`.
     /// @default 67108864
     pub max_buffered_bytes: Option<u32>,
-    /// Milliseconds to keep receiving, at most, after the handler returns, for datagrams still on
-    /// their way. Env: `API_CALL_RECORDER_DRAIN_MS`.
+    /// Upper bound, in milliseconds, on waiting after the handler settles for the events of its calls.
+    /// The wait ends as soon as it is safe: once the v3 calls still in flight have finished and a
+    /// marker datagram sent after the event loop has turned (aws-sdk v2 sends from this process's
+    /// loop) has arrived. Env: `API_CALL_RECORDER_DRAIN_MS`.
     /// @default 25
     pub drain_ms: Option<u32>,
     /// Upper bound on one flush in milliseconds. In Lambda the flush also ends 300 ms before the

@@ -32,7 +32,13 @@ impl Intake {
         let context = self.invocations.current();
         let mut records = Vec::new();
         let (mut received, mut oversized, mut malformed) = (0, 0, 0);
+        let mut marker = None;
         for datagram in datagrams {
+            // The recorder's own barrier markers are not traffic: neither counted nor buffered.
+            if let Some(sequence) = datagram.and_then(crate::barrier::marker_sequence) {
+                marker = marker.max(Some(sequence));
+                continue;
+            }
             received += 1;
             match datagram.map(|d| self.to_record(d, now_ms, &context)) {
                 Some(Ok(record)) => records.push(record),
@@ -47,6 +53,9 @@ impl Intake {
         Stats::add(&stats.malformed, malformed);
         let refused = self.buffer.push_many(records);
         Stats::add(&stats.dropped, refused as u64);
+        if let Some(sequence) = marker {
+            crate::barrier::arrived(sequence);
+        }
     }
 
     /// Parses and sanitizes one datagram into a record.

@@ -8,10 +8,12 @@
 //! stdout. [`Recorder`] wires these together; the Node.js binding is a thin layer over it.
 
 pub mod attribution;
+pub mod barrier;
 pub mod buffer;
 pub mod config;
 pub mod csm;
 pub mod error;
+pub mod extension;
 pub mod format;
 pub mod intake;
 pub mod receiver;

@@ -108,6 +108,11 @@ impl Recorder {
         &self.config
     }
 
+    /// The runtime the recorder's work runs on.
+    pub fn runtime(&self) -> &Handle {
+        &self.runtime
+    }
+
     /// Binds and starts receiving; returns the bound address. Starting a started recorder is a no-op.
     pub fn start(&self) -> Result<SocketAddr, RecorderError> {
         let mut receiver = self.lock_receiver();
@@ -149,6 +154,21 @@ impl Recorder {
         self.drain(options.drain).await;
         self.intake.invocations.end(id);
         self.deliver(started, options.deadline).await
+    }
+
+    /// Ends invocation `id` once `settled` is done (the caller's proof that nothing more of it is on
+    /// its way, such as a passed [`crate::barrier`]), takes in what is queued, then delivers.
+    pub async fn finish_invocation_when(
+        &self,
+        id: u64,
+        settled: impl std::future::Future<Output = ()>,
+        deadline: Instant,
+    ) -> FlushReport {
+        let started = Instant::now();
+        settled.await;
+        self.drain(Duration::ZERO).await;
+        self.intake.invocations.end(id);
+        self.deliver(started, deadline).await
     }
 
     /// Drains for `options.drain`, then delivers everything buffered to the sink.

@@ -1,6 +1,6 @@
 // Wrapper overhead, in a fresh process per sink (the SDK reads AWS_CSM_PORT once, at require time).
 // A handler makes N real aws-sdk v2 STS calls to moto; ApiCallRecorder wraps it. Per invocation:
-// total time, the handler's own time, and the time of Recorder#finishInvocation (drain + flush),
+// total time, the handler's own time, and the time of Recorder#settleInvocation (drain + flush),
 // timed from JS around the real method. Prints one JSON line.
 //
 //   node wrapper-child.mjs <file|firehose> <motoEndpoint> <udpPort> <poolFile>
@@ -36,10 +36,11 @@ try {
   const stream = `bench-${sink}`
   if (sink === 'firehose') await createDeliveryStream(AWS, endpoint, { bucket: stream, stream })
 
-  // Time the real finishInvocation of the wrapper's recorder, and keep its report.
+  // Time the real settleInvocation (drain to the barrier, then flush) of the wrapper's recorder,
+  // and keep its report.
   let finish = null
-  const realFinish = Recorder.prototype.finishInvocation
-  Recorder.prototype.finishInvocation = async function timedFinish(...args) {
+  const realFinish = Recorder.prototype.settleInvocation
+  Recorder.prototype.settleInvocation = async function timedFinish(...args) {
     const started = performance.now()
     const report = await realFinish.apply(this, args)
     finish = { ms: performance.now() - started, report }
@@ -106,14 +107,16 @@ try {
     const ms = performance.now() - started
     if (i >= WARMUP) flushes.push({ ms, durationMs: report.durationMs, records: report.records, failed: report.failed })
   }
-  // How long the drain really takes: an empty flush with the wrapper's drain minus one without.
+  // How long the drain really takes: an empty invocation settled at the barrier (at most the
+  // wrapper's drainMs) minus an empty flush without a drain.
   const empty = { drained: [], undrained: [] }
   for (let i = 0; i < WARMUP + 10; i++) {
-    for (const [key, drainMs] of [['drained', DRAIN_MS], ['undrained', 0]]) {
-      const started = performance.now()
-      await recorder.flush({ drainMs })
-      if (i >= WARMUP) empty[key].push(performance.now() - started)
-    }
+    let started = performance.now()
+    await recorder.settleInvocation(recorder.beginInvocation({}), { drainMs: DRAIN_MS })
+    if (i >= WARMUP) empty.drained.push(performance.now() - started)
+    started = performance.now()
+    await recorder.flush({ drainMs: 0 })
+    if (i >= WARMUP) empty.undrained.push(performance.now() - started)
   }
   await recorder.stop()
 

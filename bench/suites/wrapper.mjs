@@ -24,7 +24,7 @@ export async function wrapperBench() {
       const out = await run(process.execPath, [path.join(BENCH_DIR, 'lib', 'wrapper-child.mjs'), sink, moto.endpoint,
         String(port), poolFile], { timeoutMs: 180_000 })
       const result = JSON.parse(out.trim().split('\n').at(-1))
-      // The drain as it really runs: a timer of DRAIN_MS wakes up a little later.
+      // The drain as it really runs: until the barrier has passed (DRAIN_MS is only its bound).
       const drain = median(result.empty.drained) - median(result.empty.undrained)
       for (const calls of [1, 10, 100]) {
         const rows = result.rows.filter((r) => r.calls === calls)

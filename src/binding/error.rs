@@ -14,3 +14,8 @@ impl AsRef<str> for ErrorCode {
 pub fn to_napi(error: RecorderError) -> napi::Error<ErrorCode> {
     napi::Error::new(ErrorCode(error.code()), error.to_string())
 }
+
+/// Registration of the Lambda extension failed; the wrapper falls back to delivering in-response.
+pub fn extension_to_napi(error: crate::extension::ExtensionError) -> napi::Error<ErrorCode> {
+    napi::Error::new(ErrorCode("ERR_RECORDER_EXTENSION"), error.to_string())
+}

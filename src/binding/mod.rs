@@ -5,6 +5,7 @@
 //! Synchronous methods catch panics, so a bug becomes a JS error instead of aborting the process.
 
 mod error;
+mod extension;
 mod options;
 
 use std::sync::Arc;

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what the package, the demo and the tests need, in a clone of the repository:
+#   - the build tools of the Lambda runtime interface client (aws-lambda-ric, a dev dependency that
+#     compiles curl and aws-lambda-cpp when installed): cmake, autoconf, automake, libtool, g++, make;
+#     on Debian and Ubuntu they are installed with apt-get, elsewhere the script says what is missing;
+#   - the package's npm dependencies (npm install builds the native addon with cargo);
+#   - the backend's dependencies (the Serverless Framework, for the backend tests).
+# Python packages come from requirements.txt (see the README).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+tools=(cmake autoconf automake libtool make g++)
+missing=()
+for tool in "${tools[@]}"; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    echo "== installing build tools: ${missing[*]}"
+    sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+      cmake autoconf automake libtool make g++ >/dev/null
+  else
+    echo "missing build tools: ${missing[*]} (install them with your package manager, then run this again)" >&2
+    exit 1
+  fi
+fi
+
+echo "== npm install"
+npm install --no-audit --no-fund
+echo "== backend: npm ci"
+npm ci --prefix backend --no-audit --no-fund

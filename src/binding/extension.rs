@@ -1,0 +1,121 @@
+//! The binding of delivery after the response ([`crate::extension`]) and of the barrier drain.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use super::NativeRecorder;
+use super::error::{ErrorCode, extension_to_napi};
+use super::options::FlushReport;
+use crate::extension::LambdaExtension;
+
+/// One internal extension per process, whichever recorder registered it.
+static EXTENSION: OnceLock<Arc<LambdaExtension>> = OnceLock::new();
+
+/// Records the extension could not deliver since last asked.
+#[napi(object)]
+pub struct UndeliveredReport {
+    pub failed: f64,
+    pub records: f64,
+    pub error: Option<String>,
+}
+
+#[napi]
+impl NativeRecorder {
+    /// Registers this process as a Lambda internal extension with the Extensions API at `runtimeApi`
+    /// (`AWS_LAMBDA_RUNTIME_API`), blocking until Lambda answers or `timeoutMs` passed, and starts
+    /// delivering after each response. Throws `ERR_RECORDER_EXTENSION` when Lambda refuses.
+    #[napi(catch_unwind)]
+    pub fn register_extension(
+        &self,
+        runtime_api: String,
+        name: String,
+        timeout_ms: u32,
+    ) -> Result<(), ErrorCode> {
+        if EXTENSION.get().is_some() {
+            return Ok(());
+        }
+        let timeout = Duration::from_millis(timeout_ms.into());
+        let extension = LambdaExtension::register(self.inner.clone(), &runtime_api, &name, timeout)
+            .map_err(extension_to_napi)?;
+        let _ = EXTENSION.set(extension);
+        Ok(())
+    }
+
+    /// Whether the extension is registered and its event loop runs.
+    #[napi(getter)]
+    pub fn extension_running(&self) -> bool {
+        EXTENSION.get().is_some_and(|e| e.running())
+    }
+
+    /// Why the extension's event loop stopped, once it has.
+    #[napi(getter)]
+    pub fn extension_stopped_because(&self) -> Option<String> {
+        EXTENSION.get().and_then(|e| e.stopped_because())
+    }
+
+    /// Invocation `id` (of Lambda request `awsRequestId`) has settled and its datagrams are sent:
+    /// the extension proves they arrived (within `drainMs`), ends it and delivers its records, then
+    /// lets Lambda freeze the environment.
+    #[napi(catch_unwind)]
+    pub fn release_invocation(&self, id: u32, aws_request_id: String, drain_ms: u32) -> Result<()> {
+        if let Some(extension) = EXTENSION.get() {
+            extension.release(
+                u64::from(id),
+                &aws_request_id,
+                Duration::from_millis(drain_ms.into()),
+            );
+        }
+        Ok(())
+    }
+
+    /// The wrapper began running the handler for Lambda request `awsRequestId`.
+    #[napi(catch_unwind)]
+    pub fn invocation_started(&self, aws_request_id: String) -> Result<()> {
+        if let Some(extension) = EXTENSION.get() {
+            extension.started(&aws_request_id);
+        }
+        Ok(())
+    }
+
+    /// Takes the count of records the extension could not deliver since the last call.
+    #[napi(catch_unwind)]
+    pub fn take_undelivered(&self) -> Result<UndeliveredReport> {
+        let undelivered = EXTENSION
+            .get()
+            .map(|e| e.take_undelivered())
+            .unwrap_or_default();
+        Ok(UndeliveredReport {
+            failed: undelivered.failed as f64,
+            records: undelivered.records as f64,
+            error: undelivered.error,
+        })
+    }
+
+    /// Ends invocation `id` once a barrier proves the datagrams already sent have arrived (at most
+    /// `drainMs`), then delivers. `timeoutMs` caps the whole call; the configured `flushTimeoutMs`
+    /// bounds the delivery as well.
+    #[napi]
+    pub async fn settle_invocation(
+        &self,
+        id: u32,
+        drain_ms: Option<u32>,
+        timeout_ms: Option<u32>,
+    ) -> Result<FlushReport> {
+        let options = self.flush_options(drain_ms, timeout_ms);
+        let drain_until = Instant::now() + options.drain;
+        let inner = self.inner.clone();
+        let receiver = inner.local_addr();
+        let settled = async move {
+            if let Some(receiver) = receiver {
+                crate::barrier::pass(receiver, drain_until).await;
+            }
+        };
+        let report = inner
+            .finish_invocation_when(u64::from(id), settled, options.deadline)
+            .await;
+        Ok(report.into())
+    }
+}
