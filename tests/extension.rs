@@ -103,6 +103,19 @@ fn new_file_recorder(dir: &std::path::Path) -> (Arc<Recorder>, std::path::PathBu
     (Arc::new(recorder), file)
 }
 
+/// Registers an extension of `recorder` with the stand-in at `api`, off the async workers (the
+/// registration blocks, as it does in a Node.js process during init).
+async fn register(
+    recorder: Arc<Recorder>,
+    api: String,
+) -> Result<Arc<LambdaExtension>, ExtensionError> {
+    tokio::task::spawn_blocking(move || {
+        LambdaExtension::register(recorder, &api, "recorder-test", Duration::from_secs(5))
+    })
+    .await
+    .unwrap()
+}
+
 fn epoch_ms_in(from_now: Duration) -> u128 {
     (SystemTime::now() + from_now)
         .duration_since(UNIX_EPOCH)
@@ -137,12 +150,7 @@ async fn a_refused_registration_is_an_error_with_lambdas_message() {
     let dir = tempdir();
     let (api, _requests) = stand_in(StatusCode::FORBIDDEN, vec![]).await;
     let (recorder, _) = file_recorder(&dir).await;
-    let error = tokio::task::spawn_blocking(move || {
-        LambdaExtension::register(recorder, &api, "recorder-test", Duration::from_secs(5))
-    })
-    .await
-    .unwrap()
-    .unwrap_err();
+    let error = register(recorder, api).await.unwrap_err();
     assert!(matches!(error, ExtensionError::Refused { .. }), "{error}");
     assert!(error.to_string().contains("refused on purpose"), "{error}");
 }
@@ -157,13 +165,7 @@ async fn records_are_delivered_before_the_next_event_is_asked_for() {
     .await;
     let (recorder, file) = file_recorder(&dir).await;
     let receiver = recorder.start().unwrap();
-    let registering = recorder.clone();
-    let extension = tokio::task::spawn_blocking(move || {
-        LambdaExtension::register(registering, &api, "recorder-test", Duration::from_secs(5))
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    let extension = register(recorder.clone(), api).await.unwrap();
     assert_eq!(
         requests.recv().await.unwrap(),
         "/2020-01-01/extension/register"
@@ -207,13 +209,7 @@ async fn without_a_release_the_next_event_is_asked_for_by_the_deadline_less_the_
     .await;
     let (recorder, file) = file_recorder(&dir).await;
     let receiver = recorder.start().unwrap();
-    let registering = recorder.clone();
-    let extension = tokio::task::spawn_blocking(move || {
-        LambdaExtension::register(registering, &api, "recorder-test", Duration::from_secs(5))
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    let extension = register(recorder.clone(), api).await.unwrap();
     requests.recv().await.unwrap();
     requests.recv().await.unwrap();
     let started = Instant::now();
@@ -284,13 +280,7 @@ async fn a_failed_request_for_the_next_event_is_retried() {
     .await;
     let (recorder, file) = file_recorder(&dir).await;
     let receiver = recorder.start().unwrap();
-    let registering = recorder.clone();
-    let extension = tokio::task::spawn_blocking(move || {
-        LambdaExtension::register(registering, &api, "recorder-test", Duration::from_secs(5))
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    let extension = register(recorder.clone(), api).await.unwrap();
     for _ in 0..4 {
         requests.recv().await.unwrap();
     }
