@@ -9,7 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-tools=(cmake autoconf automake libtool make g++)
+# libtoolize is the libtool package's command.
+tools=(cmake autoconf automake libtoolize make g++)
 missing=()
 for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
