@@ -205,6 +205,8 @@ export interface RecorderStats {
   received: number
   /** Datagrams accepted as CSM events. */
   parsed: number
+  /** Accepted events that are finished calls (`ApiCall`), whichever path they came by. */
+  calls: number
   /** Datagrams that were not valid CSM events (bad JSON, not an object, wrong field types). */
   malformed: number
   /** Datagrams over the 8 KiB CSM event limit. */

@@ -9,8 +9,11 @@ export type { RecorderPluginOptions, RecorderPlugin, SdkV3Instrumentation, Event
 
 /** What each recording path delivered to a recorder (see {@link Recorder.stats}). */
 export interface RecordingPaths {
-  /** Datagrams received over UDP: CSM events of aws-sdk v2, botocore, the CLI (valid or not). */
-  csm: { datagrams: number }
+  /**
+   * Over UDP from SDKs with Client-Side Monitoring (aws-sdk v2, botocore, the CLI): the finished
+   * calls (`ApiCall` events) accepted, and every datagram received (valid or not).
+   */
+  csm: { calls: number; datagrams: number }
   /** Events of v3 SDK clients recorded by the plugin (automatic or `recorderPlugin()`). */
   plugin: { calls: number; attempts: number }
   /** Events of bundled v3 SDKs recorded from Node's HTTP client (option `sdkV3Http`). */

@@ -101,7 +101,14 @@ class Recorder {
     const stats = this.#native.stats()
     const { plugin, http } = sdkV3.ingestedInto(this)
     // Every event taken in through ingest() also counts as received; the rest came over UDP.
-    stats.paths = { csm: { datagrams: Math.max(0, stats.received - this.#ingested) }, plugin, http }
+    stats.paths = {
+      csm: {
+        calls: Math.max(0, stats.calls - plugin.calls - http.calls),
+        datagrams: Math.max(0, stats.received - this.#ingested),
+      },
+      plugin,
+      http,
+    }
     return stats
   }
 

@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::attribution::{InvocationTracker, RecordContext};
 use crate::buffer::RecordBuffer;
-use crate::csm::{CsmEvent, ParseError, parse_datagram, repair_lone_surrogates};
+use crate::csm::{CsmEvent, EventType, ParseError, parse_datagram, repair_lone_surrogates};
 use crate::record::Record;
 use crate::stats::Stats;
 
@@ -31,7 +31,7 @@ impl Intake {
     pub fn accept_batch<'a>(&self, datagrams: impl Iterator<Item = Option<&'a [u8]>>, now_ms: u64) {
         let context = self.invocations.current();
         let mut records = Vec::new();
-        let (mut received, mut oversized, mut malformed) = (0, 0, 0);
+        let (mut received, mut oversized, mut malformed, mut calls) = (0, 0, 0, 0);
         let mut marker = None;
         for datagram in datagrams {
             // The recorder's own barrier markers are not traffic: neither counted nor buffered.
@@ -41,7 +41,10 @@ impl Intake {
             }
             received += 1;
             match datagram.map(|d| self.to_record(d, now_ms, &context)) {
-                Some(Ok(record)) => records.push(record),
+                Some(Ok((record, is_call))) => {
+                    calls += u64::from(is_call);
+                    records.push(record);
+                }
                 Some(Err(ParseError::Oversized { .. })) | None => oversized += 1,
                 Some(Err(_)) => malformed += 1,
             }
@@ -49,6 +52,7 @@ impl Intake {
         let stats = &self.stats;
         Stats::add(&stats.received, received);
         Stats::add(&stats.parsed, records.len() as u64);
+        Stats::add(&stats.calls, calls);
         Stats::add(&stats.oversized, oversized);
         Stats::add(&stats.malformed, malformed);
         let refused = self.buffer.push_many(records);
@@ -58,27 +62,31 @@ impl Intake {
         }
     }
 
-    /// Parses and sanitizes one datagram into a record.
+    /// Parses and sanitizes one datagram into a record; says whether it is an `ApiCall`.
     fn to_record(
         &self,
         datagram: &[u8],
         now_ms: u64,
         context: &Arc<RecordContext>,
-    ) -> Result<Record, ParseError> {
-        let json = match parse_datagram(datagram, self.drop_access_key) {
-            Ok(event) => record_json(datagram, &event),
+    ) -> Result<(Record, bool), ParseError> {
+        let (json, is_call) = match parse_datagram(datagram, self.drop_access_key) {
+            Ok(event) => (record_json(datagram, &event), is_call(&event)),
             Err(error @ ParseError::Oversized { .. }) => return Err(error),
             // Rare: retried only when the datagram has a lone surrogate escape to repair.
             Err(error) => match repair_lone_surrogates(datagram) {
                 Some(fixed) => {
                     let event = parse_datagram(&fixed, self.drop_access_key)?;
-                    record_json(&fixed, &event)
+                    (record_json(&fixed, &event), is_call(&event))
                 }
                 None => return Err(error),
             },
         };
-        Ok(Record::new(json, context.clone(), now_ms))
+        Ok((Record::new(json, context.clone(), now_ms), is_call))
     }
+}
+
+fn is_call(event: &CsmEvent<'_>) -> bool {
+    event.event_type == EventType::ApiCall
 }
 
 /// The record's JSON: the datagram itself when it is already a faithful, single-line object (the

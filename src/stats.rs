@@ -9,6 +9,7 @@ macro_rules! with_stat_fields {
         $then! {
             received: "Datagrams read from the socket, and events made in-process.",
             parsed: "Datagrams accepted as CSM events.",
+            calls: "Accepted events that are finished calls (`ApiCall`), whichever path they came by.",
             malformed: "Datagrams that were not valid CSM events (bad JSON, not an object, wrong field types).",
             oversized: "Datagrams over the 8 KiB CSM event limit.",
             dropped: "Events dropped because the buffer was full.",

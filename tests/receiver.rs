@@ -71,6 +71,7 @@ fn bad_datagrams_are_counted_and_valid_ones_around_them_recorded() {
     let stats = recorder.stats();
     assert_eq!(stats.received, 9);
     assert_eq!(stats.parsed, 2);
+    assert_eq!(stats.calls, 1, "one of the two is a finished call");
     assert_eq!(stats.oversized, 1);
     assert_eq!(stats.malformed, 6);
     let records = recorder
