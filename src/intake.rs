@@ -70,13 +70,13 @@ impl Intake {
         context: &Arc<RecordContext>,
     ) -> Result<(Record, bool), ParseError> {
         let (json, is_call) = match parse_datagram(datagram, self.drop_access_key) {
-            Ok(event) => (record_json(datagram, &event), is_call(&event)),
+            Ok(event) => (record_json(&event), is_call(&event)),
             Err(error @ ParseError::Oversized { .. }) => return Err(error),
             // Rare: retried only when the datagram has a lone surrogate escape to repair.
             Err(error) => match repair_lone_surrogates(datagram) {
                 Some(fixed) => {
                     let event = parse_datagram(&fixed, self.drop_access_key)?;
-                    (record_json(&fixed, &event), is_call(&event))
+                    (record_json(&event), is_call(&event))
                 }
                 None => return Err(error),
             },
@@ -89,19 +89,13 @@ fn is_call(event: &CsmEvent<'_>) -> bool {
     event.event_type == EventType::ApiCall
 }
 
-/// The record's JSON: the datagram itself when it is already a faithful, single-line object (the
-/// common case, which saves serializing again), else the event serialized anew.
-fn record_json(datagram: &[u8], event: &CsmEvent<'_>) -> String {
-    let single_object = datagram.first() == Some(&b'{')
-        && datagram.last() == Some(&b'}')
-        && !datagram.iter().any(|&b| b == b'\n' || b == b'\r');
-    if !event.altered
-        && single_object
-        && let Ok(text) = std::str::from_utf8(datagram)
-    {
-        return text.to_owned();
+/// The record's JSON: the datagram's own text when it is a faithful copy (the common case, which
+/// saves serializing again), else the event serialized anew.
+fn record_json(event: &CsmEvent<'_>) -> String {
+    match event.source_json() {
+        Some(text) => text.to_owned(),
+        None => serde_json::to_string(event).expect("a parsed event always serializes"),
     }
-    serde_json::to_string(event).expect("a parsed event always serializes")
 }
 
 /// Milliseconds since the Unix epoch, as records carry them.

@@ -72,6 +72,8 @@ macro_rules! csm_event {
             /// repeated key, a null, a multi-line value): the datagram's own text is not a faithful
             /// copy of this event, so it must be serialized anew.
             pub altered: bool,
+            /// The datagram's own text, when it is a faithful copy of this event on one line.
+            pub(super) source_json: Option<&'a str>,
         }
 
         /// Every known field's JSON name and kind, `Type` first, in the order the recorder writes them.
@@ -81,6 +83,12 @@ macro_rules! csm_event {
         ];
 
         impl<'a> CsmEvent<'a> {
+            /// The datagram's own text when it is a faithful, single-line copy of this event, so
+            /// it can be stored as it is instead of serialized anew.
+            pub fn source_json(&self) -> Option<&'a str> {
+                self.source_json
+            }
+
             /// The value of a known field by its JSON name, rendered as text (`None` when absent).
             pub fn field_text(&self, name: &str) -> Option<Cow<'_, str>> {
                 match name {
@@ -115,7 +123,7 @@ macro_rules! csm_event {
             }
 
             fn empty(event_type: EventType<'a>) -> Self {
-                CsmEvent { event_type, $( $field: None, )* extra: Vec::new(), altered: false }
+                CsmEvent { event_type, $( $field: None, )* extra: Vec::new(), altered: false, source_json: None }
             }
         }
     };

@@ -33,10 +33,36 @@ pub fn parse_event(bytes: &[u8], drop_access_key: bool) -> Result<CsmEvent<'_>, 
     if bytes.is_empty() {
         return Err(ParseError::Empty);
     }
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let event = EventSeed { drop_access_key }.deserialize(&mut deserializer)?;
+    let seed = EventSeed { drop_access_key };
+    match std::str::from_utf8(bytes) {
+        // The common case: checked as UTF-8 once here, so strings need no check of their own.
+        Ok(text) => {
+            let mut event = deserialize(seed, serde_json::Deserializer::from_str(text))?;
+            if !event.altered && is_single_line_object(text) {
+                event.source_json = Some(text);
+            }
+            Ok(event)
+        }
+        // Invalid UTF-8 parses only inside a value the parser skips (a session token); such an
+        // event is altered and never copied verbatim.
+        Err(_) => deserialize(seed, serde_json::Deserializer::from_slice(bytes)),
+    }
+}
+
+fn deserialize<'a, R: serde_json::de::Read<'a>>(
+    seed: EventSeed,
+    mut deserializer: serde_json::Deserializer<R>,
+) -> Result<CsmEvent<'a>, ParseError> {
+    let event = seed.deserialize(&mut deserializer)?;
     deserializer.end()?;
     Ok(event)
+}
+
+/// One JSON object on one line: what a record must be to be stored as the datagram's own text.
+fn is_single_line_object(text: &str) -> bool {
+    text.starts_with('{')
+        && text.ends_with('}')
+        && memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_none()
 }
 
 /// Replaces `\uXXXX` escapes of unpaired UTF-16 surrogates with `\uFFFD`, or returns `None` when
@@ -136,6 +162,36 @@ mod tests {
             raw.final_aws_exception_message
         );
         assert_eq!(raw.final_aws_exception_message.as_deref(), Some("für ✓"));
+    }
+
+    #[test]
+    fn only_a_faithful_single_line_datagram_is_its_own_record_text() {
+        let clean = br#"{"Type":"ApiCall","Service":"S3","Custom":"x"}"#;
+        let event = parse_datagram(clean, false).unwrap();
+        assert_eq!(event.source_json().map(str::as_bytes), Some(&clean[..]));
+        for rewritten in [
+            &br#"{"Type":"ApiCall","SessionToken":"t","Service":"S3"}"#[..],
+            b"{\"Type\":\"ApiCall\",\n\"Service\":\"S3\"}",
+            b" {\"Type\":\"ApiCall\"}",
+            br#"{"Type":"ApiCall","Service":"S3","Service":"S3"}"#,
+        ] {
+            let event = parse_datagram(rewritten, false).unwrap();
+            assert_eq!(
+                event.source_json(),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(rewritten)
+            );
+        }
+        // Bytes that are not UTF-8 are accepted only inside a skipped session token.
+        let token = b"{\"Type\":\"ApiCall\",\"SessionToken\":\"\xff\",\"Service\":\"S3\"}";
+        let event = parse_datagram(token, false).unwrap();
+        assert_eq!(event.source_json(), None);
+        assert_eq!(
+            serde_json::to_string(&event).unwrap(),
+            r#"{"Type":"ApiCall","Service":"S3"}"#
+        );
+        assert!(parse_datagram(b"{\"Type\":\"ApiCall\",\"Service\":\"\xff\"}", false).is_err());
     }
 
     #[test]
