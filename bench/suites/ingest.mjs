@@ -2,7 +2,7 @@
 // messages, and its peak RSS.
 import { blast, startReceiver, settle, udpCounters, round, mib, met } from '../lib/common.mjs'
 
-export const RATES = [10_000, 25_000, 50_000, 100_000, 200_000, 300_000, 400_000]
+export const RATES = [10_000, 25_000, 50_000, 100_000, 200_000, 300_000, 400_000, 600_000, 800_000]
 const STEP_SECS = 2
 const MAX_STEP_COUNT = 500_000
 const MAX_LOSS = 0.001
@@ -28,7 +28,9 @@ async function step(receiver, rate) {
     loss: 1 - received / sent.sent,
     cpuMsPer100k: received > 0 ? cpuUs / 1000 / received * 100_000 : NaN,
     kernelDrops,
-    maxRssKb: after.maxRssKb,
+    // What the receiver holds at the end of the step, before it is emptied (the floor holds
+    // nothing and reports its peak).
+    rssKb: after.rssKb ?? after.maxRssKb,
   }
 }
 
@@ -45,8 +47,7 @@ async function sweep(kind, rates) {
       steps.push(result)
       if (result.loss >= MAX_LOSS) break
     }
-    const final = await receiver.stat()
-    return { kind, steps, maxRssKb: final.maxRssKb }
+    return { kind, steps, rssKb: Math.max(...steps.map((s) => s.rssKb)) }
   } finally {
     await receiver.stop()
   }
@@ -129,10 +130,10 @@ export async function ingestBench() {
       'met?': met(common ? cpuRatio <= 2 : null),
     },
     {
-      measure: 'peak RSS MiB (addon: sink none keeps every record of the sweep)',
-      addon: mib(results.addon.maxRssKb),
-      'dgram design': mib(results.dgram.maxRssKb),
-      'recvmmsg floor': mib(results.floor.maxRssKb),
+      measure: 'RSS MiB at the end of a step, highest (holding that step\'s records)',
+      addon: mib(results.addon.rssKb),
+      'dgram design': mib(results.dgram.rssKb),
+      'recvmmsg floor': mib(results.floor.rssKb),
       target: '',
       'met?': '',
     },
