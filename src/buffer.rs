@@ -67,6 +67,13 @@ impl RecordBuffer {
         self.lock().records.iter().map(Record::to_json).collect()
     }
 
+    /// Panics while holding the lock, which poisons it (see the `panic-probe` feature).
+    #[cfg(feature = "panic-probe")]
+    pub fn panic_while_locked(&self) -> ! {
+        let _inner = self.lock();
+        panic!("panic probe: raised while the record buffer's lock was held")
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner
             .lock()

@@ -104,6 +104,12 @@ impl Recorder {
         }
     }
 
+    /// Panics while the record buffer is locked (see the `panic-probe` feature).
+    #[cfg(feature = "panic-probe")]
+    pub fn panic_probe(&self) -> ! {
+        self.intake.buffer.panic_while_locked()
+    }
+
     pub fn config(&self) -> &RecorderConfig {
         &self.config
     }

@@ -160,6 +160,16 @@ impl NativeRecorder {
     }
 }
 
+#[cfg(feature = "panic-probe")]
+#[napi]
+impl NativeRecorder {
+    /// Panics while holding the record buffer's lock. Only in builds with the `panic-probe` feature.
+    #[napi(catch_unwind)]
+    pub fn panic_probe(&self) -> Result<()> {
+        self.inner.panic_probe()
+    }
+}
+
 impl NativeRecorder {
     /// The drain, then delivery within the configured flush timeout; `timeout_ms`, when given, caps
     /// the whole of it (drain included), as the Lambda deadline does.
