@@ -92,7 +92,7 @@ class Recorder {
   }
 
   /** Waits `drainMs` for late datagrams, then delivers the buffer to the sink. */
-  flush({ drainMs, timeoutMs } = {}) {
+  async flush({ drainMs, timeoutMs } = {}) {
     return this.#native.flush(drainMs, timeoutMs)
   }
 
@@ -138,7 +138,7 @@ class Recorder {
    * Ends the invocation once the datagrams already sent have arrived (a barrier, at most `drainMs`),
    * then flushes. Call it once the calls' events are sent (after a turn of the event loop).
    */
-  settleInvocation(id, { drainMs, timeoutMs } = {}) {
+  async settleInvocation(id, { drainMs, timeoutMs } = {}) {
     return this.#native.settleInvocation(id, drainMs, timeoutMs)
   }
 
@@ -173,7 +173,7 @@ class Recorder {
   }
 
   /** Drains, ends the invocation and flushes. */
-  finishInvocation(id, { drainMs, timeoutMs } = {}) {
+  async finishInvocation(id, { drainMs, timeoutMs } = {}) {
     return this.#native.finishInvocation(id, drainMs, timeoutMs)
   }
 

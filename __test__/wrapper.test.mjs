@@ -254,10 +254,44 @@ test('Recorder: start, stats, records, flush and stop, then the port is free aga
   await again.stop()
 })
 
-test('options out of range are refused with ERR_RECORDER_CONFIG, not rounded', () => {
-  for (const port of [70000, -1, 1.5]) {
-    assert.throws(() => new Recorder({ port, sink: 'none' }), (e) => e.code === 'ERR_RECORDER_CONFIG' && /port/.test(e.message))
+test('numeric options out of range or not whole are refused with ERR_RECORDER_CONFIG, never rounded or wrapped', () => {
+  const u32 = [-1, 0.5, 2 ** 32, NaN, Infinity, '10']
+  const refused = {
+    port: [70000, 65536, -1, 1.5, NaN, -Infinity, '31000'],
+    maxBufferedRecords: u32,
+    maxBufferedBytes: u32,
+    drainMs: u32,
+    flushTimeoutMs: u32,
   }
+  for (const [option, values] of Object.entries(refused)) {
+    for (const value of values) {
+      assert.throws(() => new Recorder({ sink: 'none', [option]: value }), (e) => {
+        assert.equal(e.code, 'ERR_RECORDER_CONFIG', `${option}: ${value}`)
+        assert.ok(e.message.includes(`RecorderOptions.${option}`), e.message)
+        assert.match(e.message, /expected a whole number from 0 to (65535|4294967295)/)
+        return true
+      })
+    }
+  }
+  // The ends of each range are taken as they are.
+  const recorder = new Recorder({
+    port: 0, sink: 'none', maxBufferedRecords: 2 ** 32 - 1, maxBufferedBytes: 0, drainMs: 0, flushTimeoutMs: 2 ** 32 - 1,
+  })
+  assert.match(recorder.start(), /:\d+$/)
+  assert.equal(recorder.drainMs, 0)
+  return recorder.stop()
+})
+
+test('flush timings must be whole milliseconds: a negative one is refused, not read as 49 days', async () => {
+  const recorder = new Recorder({ port: 0, sink: 'none' })
+  recorder.start()
+  for (const options of [{ drainMs: -1 }, { timeoutMs: -1 }, { drainMs: 2.5 }, { timeoutMs: 2 ** 32 }]) {
+    await assert.rejects(recorder.flush(options), /expected a whole number from 0 to 4294967295/, JSON.stringify(options))
+  }
+  await assert.rejects(recorder.finishInvocation(-1), /expected a whole number/)
+  const report = await recorder.flush({ drainMs: 0, timeoutMs: 100 })
+  assert.equal(report.failed, 0)
+  await recorder.stop()
 })
 
 test('a message cut inside an emoji (a lone surrogate escape, as aws-sdk v2 sends it) is kept', async () => {

@@ -34,6 +34,11 @@ pub const DEFAULT_DRAIN: Duration = Duration::from_millis(25);
 /// Upper bound on one flush when the Lambda context gives no remaining time.
 pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A whole-number option. The Node.js binding makes it from a JS number and refuses a fraction, a
+/// negative number or one too large for `T` instead of rounding or wrapping it (`binding/options.rs`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Whole<T>(pub T);
+
 // Declared once, here: the Node.js binding takes this same object, and binding.d.ts (with these
 // comments) is generated from it.
 /// Recorder options. Each option wins over its environment variable, which wins over the default.
@@ -46,7 +51,8 @@ pub struct RecorderOptions {
     pub host: Option<String>,
     /// UDP port to receive CSM datagrams on, a whole number; `0` picks a free port. Env: `AWS_CSM_PORT`.
     /// @default 31000
-    pub port: Option<f64>,
+    #[cfg_attr(feature = "napi", napi(ts_type = "number"))]
+    pub port: Option<Whole<u16>>,
     /// Where flushed records go; `none` keeps them in memory. Env: `API_CALL_RECORDER_SINK`.
     /// @default 'firehose' when a delivery stream is set, else 'file' when a file is set, else 'stdout'
     #[cfg_attr(
@@ -73,22 +79,26 @@ pub struct RecorderOptions {
     /// Most records held between flushes; more are dropped and counted.
     /// Env: `API_CALL_RECORDER_MAX_BUFFERED_RECORDS`.
     /// @default 100000
-    pub max_buffered_records: Option<u32>,
+    #[cfg_attr(feature = "napi", napi(ts_type = "number"))]
+    pub max_buffered_records: Option<Whole<u32>>,
     /// Most bytes held between flushes; more are dropped and counted.
     /// Env: `API_CALL_RECORDER_MAX_BUFFERED_BYTES`.
     /// @default 67108864
-    pub max_buffered_bytes: Option<u32>,
+    #[cfg_attr(feature = "napi", napi(ts_type = "number"))]
+    pub max_buffered_bytes: Option<Whole<u32>>,
     /// Upper bound, in milliseconds, on waiting after the handler settles for the events of its calls.
     /// The wait ends as soon as it is safe: once the v3 calls still in flight have finished and a
     /// marker datagram sent after the event loop has turned (aws-sdk v2 sends from this process's
     /// loop) has arrived. Env: `API_CALL_RECORDER_DRAIN_MS`.
     /// @default 25
-    pub drain_ms: Option<u32>,
+    #[cfg_attr(feature = "napi", napi(ts_type = "number"))]
+    pub drain_ms: Option<Whole<u32>>,
     /// Upper bound on one flush in milliseconds. In Lambda the flush also ends 300 ms before the
     /// invocation's deadline (`context.getRemainingTimeInMillis()`); what is undelivered then is
     /// counted as failed and reported in one warning. Env: `API_CALL_RECORDER_FLUSH_TIMEOUT_MS`.
     /// @default 10000
-    pub flush_timeout_ms: Option<u32>,
+    #[cfg_attr(feature = "napi", napi(ts_type = "number"))]
+    pub flush_timeout_ms: Option<Whole<u32>>,
     /// Mark records received before the first invocation `phase: 'init'`. `ApiCallRecorder` always
     /// does; a plain `Recorder` does only inside Lambda, and its records otherwise carry no phase
     /// until `beginInvocation` is called.
@@ -171,7 +181,7 @@ impl RecorderConfig {
     ) -> Result<Self, ConfigError> {
         let settings = Settings { env: &env };
         let mut warnings = Vec::new();
-        let bind_addr = settings.bind_addr(options.host, options.port)?;
+        let bind_addr = settings.bind_addr(options.host, options.port.map(|Whole(port)| port))?;
         if !bind_addr.ip().is_loopback() {
             warnings.push(format!(
                 "listening for CSM datagrams on {bind_addr}, which is not a loopback address: other hosts can send records"
@@ -194,18 +204,22 @@ impl RecorderConfig {
             sink,
             drop_access_key: settings.flag(options.drop_access_key, env::DROP_ACCESS_KEY, false)?,
             max_buffered_records: settings.number(
-                options.max_buffered_records,
+                options.max_buffered_records.map(|Whole(n)| n),
                 env::MAX_BUFFERED_RECORDS,
                 DEFAULT_MAX_RECORDS,
             )?,
             max_buffered_bytes: settings.number(
-                options.max_buffered_bytes,
+                options.max_buffered_bytes.map(|Whole(n)| n),
                 env::MAX_BUFFERED_BYTES,
                 DEFAULT_MAX_BYTES,
             )?,
-            drain: settings.millis(options.drain_ms, env::DRAIN_MS, DEFAULT_DRAIN)?,
+            drain: settings.millis(
+                options.drain_ms.map(|Whole(ms)| ms),
+                env::DRAIN_MS,
+                DEFAULT_DRAIN,
+            )?,
             flush_timeout: settings.millis(
-                options.flush_timeout_ms,
+                options.flush_timeout_ms.map(|Whole(ms)| ms),
                 env::FLUSH_TIMEOUT_MS,
                 DEFAULT_FLUSH_TIMEOUT,
             )?,
@@ -227,13 +241,13 @@ impl<E: Fn(&str) -> Option<String>> Settings<'_, E> {
     fn bind_addr(
         &self,
         host: Option<String>,
-        port: Option<f64>,
+        port: Option<u16>,
     ) -> Result<SocketAddr, ConfigError> {
         let host = host
             .or_else(|| (self.env)(env::CSM_HOST))
             .unwrap_or_else(|| DEFAULT_HOST.into());
         let port = match port {
-            Some(port) => port_from_number(port)?,
+            Some(port) => port,
             None => match (self.env)(env::CSM_PORT) {
                 // aws-sdk v2 treats 0 as the default port; so do we.
                 Some(raw) => match raw.trim().parse::<u16>() {
@@ -344,19 +358,6 @@ impl<E: Fn(&str) -> Option<String>> Settings<'_, E> {
     }
 }
 
-/// A port given as a JS number: a whole number from 0 to 65535.
-pub fn port_from_number(value: f64) -> Result<u16, ConfigError> {
-    if value.fract() == 0.0 && (0.0..=f64::from(u16::MAX)).contains(&value) {
-        Ok(value as u16)
-    } else {
-        Err(invalid(
-            "port",
-            &value.to_string(),
-            "expected a port number 0-65535",
-        ))
-    }
-}
-
 fn file_sink(path: PathBuf, format: Option<OutputFormat>) -> SinkConfig {
     let format = format.unwrap_or_else(|| OutputFormat::for_path(&path));
     SinkConfig::File(path, format)
@@ -428,7 +429,7 @@ mod tests {
         );
         assert_eq!(config.drain, Duration::from_millis(7));
         let options = RecorderOptions {
-            port: Some(4000.0),
+            port: Some(Whole(4000)),
             file: Some("out.jsonl".into()),
             ..Default::default()
         };
@@ -466,15 +467,6 @@ mod tests {
             ..Default::default()
         };
         assert!(RecorderConfig::resolve(options, env_of(&[])).is_err());
-    }
-
-    #[test]
-    fn ports_must_be_whole_numbers_in_range() {
-        assert_eq!(port_from_number(31000.0), Ok(31000));
-        assert_eq!(port_from_number(0.0), Ok(0));
-        for bad in [70000.0, -1.0, 1.5, f64::NAN] {
-            assert_eq!(port_from_number(bad).unwrap_err().name, "port");
-        }
     }
 
     #[test]

@@ -20,10 +20,13 @@ pub enum RecorderError {
 }
 
 impl RecorderError {
+    /// The code of a configuration error.
+    pub const CONFIG_CODE: &'static str = "ERR_RECORDER_CONFIG";
+
     /// A stable, machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {
-            RecorderError::Config(_) => "ERR_RECORDER_CONFIG",
+            RecorderError::Config(_) => Self::CONFIG_CODE,
             RecorderError::Bind { source, .. }
                 if source.kind() == std::io::ErrorKind::AddrInUse =>
             {

@@ -26,6 +26,6 @@ pub mod stats;
 #[cfg(feature = "napi")]
 mod binding;
 
-pub use config::{RecorderConfig, RecorderOptions, SinkConfig};
+pub use config::{RecorderConfig, RecorderOptions, SinkConfig, Whole};
 pub use error::RecorderError;
 pub use recorder::{FlushOptions, FlushReport, Recorder};

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_api_call_recorder::attribution::InvocationInfo;
 use aws_api_call_recorder::extension::{ExtensionError, LambdaExtension};
-use aws_api_call_recorder::{Recorder, RecorderConfig, RecorderOptions};
+use aws_api_call_recorder::{Recorder, RecorderConfig, RecorderOptions, Whole};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -93,7 +93,7 @@ async fn file_recorder(dir: &std::path::Path) -> (Arc<Recorder>, std::path::Path
 fn new_file_recorder(dir: &std::path::Path) -> (Arc<Recorder>, std::path::PathBuf) {
     let file = dir.join("records.jsonl");
     let options = RecorderOptions {
-        port: Some(0.0),
+        port: Some(Whole(0)),
         host: Some("127.0.0.1".into()),
         file: Some(file.to_string_lossy().into_owned()),
         init_phase: Some(true),

@@ -4,12 +4,12 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use aws_api_call_recorder::attribution::InvocationInfo;
-use aws_api_call_recorder::{FlushOptions, Recorder, RecorderConfig, RecorderOptions};
+use aws_api_call_recorder::{FlushOptions, Recorder, RecorderConfig, RecorderOptions, Whole};
 use serde_json::Value;
 
 fn recorder(options: RecorderOptions) -> Recorder {
     let options = RecorderOptions {
-        port: Some(0.0),
+        port: Some(Whole(0)),
         host: Some("127.0.0.1".into()),
         ..options
     };
@@ -183,7 +183,7 @@ fn csv_file_gets_one_header_and_quoted_fields() {
 fn buffer_overflow_is_counted_not_grown() {
     let recorder = recorder(RecorderOptions {
         sink: Some("none".into()),
-        max_buffered_records: Some(3),
+        max_buffered_records: Some(Whole(3)),
         ..Default::default()
     });
     for _ in 0..10 {
@@ -200,7 +200,7 @@ fn stop_frees_the_port_and_a_second_bind_fails_while_running() {
     let second = Recorder::new(
         RecorderConfig::resolve(
             RecorderOptions {
-                port: Some(f64::from(addr.port())),
+                port: Some(Whole(addr.port())),
                 ..Default::default()
             },
             |_| None,

@@ -1,14 +1,15 @@
 //! The binding of delivery after the response ([`crate::extension`]) and of the barrier drain.
 
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use super::NativeRecorder;
 use super::error::{ErrorCode, extension_to_napi};
-use super::options::FlushReport;
+use super::options::{FlushReport, millis};
+use crate::config::Whole;
 use crate::extension::LambdaExtension;
 
 /// One internal extension per process, whichever recorder registered it.
@@ -27,17 +28,20 @@ impl NativeRecorder {
     /// Registers this process as a Lambda internal extension with the Extensions API at `runtimeApi`
     /// (`AWS_LAMBDA_RUNTIME_API`), blocking until Lambda answers or `timeoutMs` passed, and starts
     /// delivering after each response. Throws `ERR_RECORDER_EXTENSION` when Lambda refuses.
-    #[napi(catch_unwind)]
+    #[napi(
+        catch_unwind,
+        ts_args_type = "runtimeApi: string, name: string, timeoutMs: number"
+    )]
     pub fn register_extension(
         &self,
         runtime_api: String,
         name: String,
-        timeout_ms: u32,
+        timeout_ms: Whole<u32>,
     ) -> Result<(), ErrorCode> {
         if EXTENSION.get().is_some() {
             return Ok(());
         }
-        let timeout = Duration::from_millis(timeout_ms.into());
+        let timeout = millis(timeout_ms);
         let extension = LambdaExtension::register(self.inner.clone(), &runtime_api, &name, timeout)
             .map_err(extension_to_napi)?;
         let _ = EXTENSION.set(extension);
@@ -59,14 +63,18 @@ impl NativeRecorder {
     /// Invocation `id` (of Lambda request `awsRequestId`) has settled and its datagrams are sent:
     /// the extension proves they arrived (within `drainMs`), ends it and delivers its records, then
     /// lets Lambda freeze the environment.
-    #[napi(catch_unwind)]
-    pub fn release_invocation(&self, id: u32, aws_request_id: String, drain_ms: u32) -> Result<()> {
+    #[napi(
+        catch_unwind,
+        ts_args_type = "id: number, awsRequestId: string, drainMs: number"
+    )]
+    pub fn release_invocation(
+        &self,
+        id: Whole<u32>,
+        aws_request_id: String,
+        drain_ms: Whole<u32>,
+    ) -> Result<()> {
         if let Some(extension) = EXTENSION.get() {
-            extension.release(
-                u64::from(id),
-                &aws_request_id,
-                Duration::from_millis(drain_ms.into()),
-            );
+            extension.release(u64::from(id.0), &aws_request_id, millis(drain_ms));
         }
         Ok(())
     }
@@ -97,12 +105,14 @@ impl NativeRecorder {
     /// Ends invocation `id` once a barrier proves the datagrams already sent have arrived (at most
     /// `drainMs`), then delivers. `timeoutMs` caps the whole call; the configured `flushTimeoutMs`
     /// bounds the delivery as well.
-    #[napi]
+    #[napi(
+        ts_args_type = "id: number, drainMs?: number | undefined | null, timeoutMs?: number | undefined | null"
+    )]
     pub async fn settle_invocation(
         &self,
-        id: u32,
-        drain_ms: Option<u32>,
-        timeout_ms: Option<u32>,
+        id: Whole<u32>,
+        drain_ms: Option<Whole<u32>>,
+        timeout_ms: Option<Whole<u32>>,
     ) -> Result<FlushReport> {
         let options = self.flush_options(drain_ms, timeout_ms);
         let drain_until = Instant::now() + options.drain;
@@ -114,7 +124,7 @@ impl NativeRecorder {
             }
         };
         let report = inner
-            .finish_invocation_when(u64::from(id), settled, options.deadline)
+            .finish_invocation_when(u64::from(id.0), settled, options.deadline)
             .await;
         Ok(report.into())
     }

@@ -9,14 +9,14 @@ mod extension;
 mod options;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use self::error::{ErrorCode, to_napi};
-use self::options::{FlushReport, InvocationInfo, RecorderStats};
-use crate::config::{RecorderConfig, RecorderOptions};
+use self::options::{FlushReport, InvocationInfo, RecorderStats, millis};
+use crate::config::{RecorderConfig, Whole};
 use crate::record::Record;
 use crate::recorder::{FlushOptions, Recorder};
 
@@ -37,10 +37,14 @@ pub struct NativeRecorder {
 #[napi]
 impl NativeRecorder {
     /// Resolves options against the environment. Throws `ERR_RECORDER_CONFIG` for unusable values.
-    #[napi(constructor, catch_unwind)]
-    pub fn new(options: Option<RecorderOptions>) -> Result<Self, ErrorCode> {
-        let config = RecorderConfig::from_options(options.unwrap_or_default())
-            .map_err(|e| to_napi(e.into()))?;
+    #[napi(
+        constructor,
+        catch_unwind,
+        ts_args_type = "options?: RecorderOptions | undefined | null"
+    )]
+    pub fn new(options: Option<Unknown<'_>>) -> Result<Self, ErrorCode> {
+        let options = options::recorder_options(options)?;
+        let config = RecorderConfig::from_options(options).map_err(|e| to_napi(e.into()))?;
         let runtime = within_runtime_if_available(tokio::runtime::Handle::current);
         Ok(NativeRecorder {
             inner: Arc::new(Recorder::on_runtime(config, runtime)),
@@ -81,25 +85,29 @@ impl NativeRecorder {
 
     /// Drains `drainMs`, ends the invocation and delivers the buffer. `timeoutMs` caps the whole call
     /// (drain included); the configured `flushTimeoutMs` bounds the delivery as well.
-    #[napi]
+    #[napi(
+        ts_args_type = "id: number, drainMs?: number | undefined | null, timeoutMs?: number | undefined | null"
+    )]
     pub async fn finish_invocation(
         &self,
-        id: u32,
-        drain_ms: Option<u32>,
-        timeout_ms: Option<u32>,
+        id: Whole<u32>,
+        drain_ms: Option<Whole<u32>>,
+        timeout_ms: Option<Whole<u32>>,
     ) -> Result<FlushReport> {
         let options = self.flush_options(drain_ms, timeout_ms);
-        let report = self.inner.finish_invocation(u64::from(id), options).await;
+        let report = self.inner.finish_invocation(u64::from(id.0), options).await;
         Ok(report.into())
     }
 
     /// Drains `drainMs`, then delivers the buffer. `timeoutMs` caps the whole call (drain included);
     /// the configured `flushTimeoutMs` bounds the delivery as well.
-    #[napi]
+    #[napi(
+        ts_args_type = "drainMs?: number | undefined | null, timeoutMs?: number | undefined | null"
+    )]
     pub async fn flush(
         &self,
-        drain_ms: Option<u32>,
-        timeout_ms: Option<u32>,
+        drain_ms: Option<Whole<u32>>,
+        timeout_ms: Option<Whole<u32>>,
     ) -> Result<FlushReport> {
         let options = self.flush_options(drain_ms, timeout_ms);
         Ok(self.inner.flush(options).await.into())
@@ -173,12 +181,16 @@ impl NativeRecorder {
 impl NativeRecorder {
     /// The drain, then delivery within the configured flush timeout; `timeout_ms`, when given, caps
     /// the whole of it (drain included), as the Lambda deadline does.
-    fn flush_options(&self, drain_ms: Option<u32>, timeout_ms: Option<u32>) -> FlushOptions {
+    fn flush_options(
+        &self,
+        drain_ms: Option<Whole<u32>>,
+        timeout_ms: Option<Whole<u32>>,
+    ) -> FlushOptions {
         let config = self.inner.config();
         let now = Instant::now();
-        let mut drain = drain_ms.map_or(config.drain, |ms| Duration::from_millis(ms.into()));
+        let mut drain = drain_ms.map_or(config.drain, millis);
         let mut deadline = now + drain + config.flush_timeout;
-        if let Some(cap) = timeout_ms.map(|ms| Duration::from_millis(ms.into())) {
+        if let Some(cap) = timeout_ms.map(millis) {
             drain = drain.min(cap);
             deadline = deadline.min(now + cap);
         }

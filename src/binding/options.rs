@@ -1,9 +1,86 @@
-//! JS-facing result objects, with JS numbers. Doc comments here become the JSDoc in binding.d.ts;
-//! the options object is the core's own [`crate::config::RecorderOptions`].
+//! JS values in and out: numbers checked on the way in, result objects with JS numbers on the way
+//! out. Doc comments here become the JSDoc in binding.d.ts; the options object is the core's own
+//! [`crate::config::RecorderOptions`].
 
+use std::time::Duration;
+
+use napi::bindgen_prelude::{FromNapiValue, ToNapiValue, TypeName, Unknown, ValueType};
+use napi::{Status, sys};
 use napi_derive::napi;
 
+use super::error::{ErrorCode, config_to_napi};
+use crate::config::{RecorderOptions, Whole};
 use crate::{attribution, recorder, stats};
+
+/// Reads the constructor's options. A value of the wrong kind for its option (a string for a
+/// number, a fraction for a port) is `ERR_RECORDER_CONFIG`, like every other unusable option.
+pub fn recorder_options(
+    options: Option<Unknown<'_>>,
+) -> Result<RecorderOptions, napi::Error<ErrorCode>> {
+    match options {
+        Some(options) => RecorderOptions::from_unknown(options).map_err(config_to_napi),
+        None => Ok(RecorderOptions::default()),
+    }
+}
+
+/// An unsigned integer type a JS number can be checked into.
+pub trait WholeNumber: Copy + TryFrom<u64> + Into<f64> {
+    const MAX: Self;
+}
+
+impl WholeNumber for u16 {
+    const MAX: Self = u16::MAX;
+}
+
+impl WholeNumber for u32 {
+    const MAX: Self = u32::MAX;
+}
+
+/// `value` as a `T` when it is a whole number from 0 to `T::MAX`; never rounded, clamped or wrapped.
+fn whole_number<T: WholeNumber>(value: f64) -> Option<T> {
+    let in_range = value.fract() == 0.0 && (0.0..=T::MAX.into()).contains(&value);
+    in_range.then(|| T::try_from(value as u64).ok()).flatten()
+}
+
+/// A duration given in whole milliseconds.
+pub fn millis(Whole(ms): Whole<u32>) -> Duration {
+    Duration::from_millis(ms.into())
+}
+
+impl<T: WholeNumber> TypeName for Whole<T> {
+    fn type_name() -> &'static str {
+        "number"
+    }
+
+    fn value_type() -> ValueType {
+        ValueType::Number
+    }
+}
+
+impl<T: WholeNumber> FromNapiValue for Whole<T> {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+        let expected = |got: &dyn std::fmt::Display| {
+            let max: f64 = T::MAX.into();
+            napi::Error::new(
+                Status::InvalidArg,
+                format!("expected a whole number from 0 to {max}, got {got}"),
+            )
+        };
+        // SAFETY: the caller's guarantees are passed on unchanged.
+        let number = unsafe { f64::from_napi_value(env, value) }
+            .map_err(|_| expected(&"a value that is not a number"))?;
+        whole_number(number)
+            .map(Whole)
+            .ok_or_else(|| expected(&number))
+    }
+}
+
+impl<T: WholeNumber> ToNapiValue for Whole<T> {
+    unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> napi::Result<sys::napi_value> {
+        // SAFETY: the caller's guarantees are passed on unchanged.
+        unsafe { f64::to_napi_value(env, value.0.into()) }
+    }
+}
 
 /// The invocation records are attributed to.
 #[napi(object)]
