@@ -88,7 +88,8 @@ export interface RecorderOptions extends NativeRecorderOptions {
  * For scripts and tools; Lambda handlers use {@link ApiCallRecorder}.
  *
  * Errors thrown carry a stable `code`: `ERR_RECORDER_CONFIG` (an option or environment variable has
- * an unusable value), `ERR_RECORDER_PORT_IN_USE`, `ERR_RECORDER_BIND`, `ERR_RECORDER_RUNTIME`,
+ * an unusable value, such as a number option that is not a whole number in its range: numbers are
+ * never rounded or wrapped), `ERR_RECORDER_PORT_IN_USE`, `ERR_RECORDER_BIND`, `ERR_RECORDER_RUNTIME`,
  * `ERR_RECORDER_NATIVE_LOAD` (the native addon does not load on this platform).
  */
 export declare class Recorder {
@@ -104,7 +105,8 @@ export declare class Recorder {
   stop(): Promise<void>
   /**
    * Waits `drainMs` (default: the option) for late datagrams, then delivers the buffer to the sink
-   * within `flushTimeoutMs`. `timeoutMs` caps the whole call, drain included.
+   * within `flushTimeoutMs`. `timeoutMs` caps the whole call, drain included. Both are whole
+   * milliseconds; any other number rejects the call.
    */
   flush(options?: { drainMs?: number; timeoutMs?: number }): Promise<FlushReport>
   /** Counters since the recorder was created, and the calls each recording path delivered. */
@@ -199,10 +201,21 @@ export interface ApiCallRecord {
   [field: string]: unknown
 }
 
+/** The callback a callback-style Lambda handler responds through. */
+export type Callback<TResult = any> = (error?: unknown, result?: TResult) => void
+
+/** An async Lambda handler (or one that returns its result). */
+export type AsyncHandler<TEvent = any, TResult = any> = (event: TEvent, context: any) => Promise<TResult> | TResult
+
+/** A callback-style Lambda handler: it responds through `callback`. */
+export type CallbackHandler<TEvent = any, TResult = any> = (
+  event: TEvent,
+  context: any,
+  callback: Callback<TResult>,
+) => void | Promise<TResult>
+
 /** A Lambda handler, async or callback-style. */
-export type Handler<TEvent = any, TResult = any> =
-  | ((event: TEvent, context: any) => Promise<TResult> | TResult)
-  | ((event: TEvent, context: any, callback: (error?: unknown, result?: TResult) => void) => void | Promise<TResult>)
+export type Handler<TEvent = any, TResult = any> = AsyncHandler<TEvent, TResult> | CallbackHandler<TEvent, TResult>
 
 /**
  * Wraps a Lambda handler so that the AWS API calls it makes are recorded.
@@ -225,9 +238,18 @@ export type Handler<TEvent = any, TResult = any> =
  * Returns `handler` itself when not active or when recording cannot start.
  */
 declare function ApiCallRecorder<TEvent = any, TResult = any>(
-  handler: Handler<TEvent, TResult>,
+  handler: AsyncHandler<TEvent, TResult>,
   options?: RecorderOptions,
 ): (event: TEvent, context?: any) => Promise<TResult>
+/**
+ * A callback-style handler gives a handler the runtime can call either way: with a callback, which
+ * it answers through (nodejs22.x and earlier), or without one, when it returns a promise of the
+ * result (nodejs24.x and later, scripts, tests).
+ */
+declare function ApiCallRecorder<TEvent = any, TResult = any>(
+  handler: CallbackHandler<TEvent, TResult>,
+  options?: RecorderOptions,
+): (event: TEvent, context?: any, callback?: Callback<TResult>) => void | Promise<TResult>
 
 declare namespace ApiCallRecorder {
   export { ApiCallRecorder, Recorder, recorderPlugin, instrumentSdkV3 }
