@@ -30,7 +30,7 @@ impl Intake {
     /// buffer are updated once for the batch.
     pub fn accept_batch<'a>(&self, datagrams: impl Iterator<Item = Option<&'a [u8]>>, now_ms: u64) {
         let context = self.invocations.current();
-        let mut records = Vec::new();
+        let mut records = Vec::with_capacity(datagrams.size_hint().0);
         let (mut received, mut oversized, mut malformed, mut calls) = (0, 0, 0, 0);
         let mut marker = None;
         for datagram in datagrams {

@@ -110,13 +110,16 @@ async fn receive_loop(
     mut sweep_requests: mpsc::Receiver<oneshot::Sender<()>>,
 ) {
     let mut reader = DatagramReader::new();
+    // Made once: each wake-up polls it rather than registering a new waiter with the token.
+    let cancelled = cancel.cancelled();
+    tokio::pin!(cancelled);
     loop {
         // After a receive error the socket may stay readable with the same error: wait before the
         // next read instead of spinning.
         let pause = reader.errors.pause();
         tokio::select! {
             biased;
-            () = cancel.cancelled() => {
+            () = &mut cancelled => {
                 reader.read_queued(&socket, &intake);
                 break;
             }
@@ -129,7 +132,7 @@ async fn receive_loop(
                 }
                 let _ = done.send(());
             }
-            () = tokio::time::sleep(pause.unwrap_or_default()), if pause.is_some() => {
+            () = pause_for(pause), if pause.is_some() => {
                 reader.read_queued(&socket, &intake);
             }
             ready = socket.readable(), if pause.is_none() => {
@@ -141,6 +144,14 @@ async fn receive_loop(
                 }
             }
         }
+    }
+}
+
+/// Sleeps for `pause`. A future that is not built is not polled either: `select!` builds the
+/// futures of disabled branches too, so the timer is only set up when there is a pause.
+async fn pause_for(pause: Option<Duration>) {
+    if let Some(pause) = pause {
+        tokio::time::sleep(pause).await;
     }
 }
 
@@ -242,14 +253,14 @@ impl DatagramReader {
         use std::os::fd::AsRawFd;
         let mut lengths = [(0usize, false); BATCH];
         let count = socket.try_io(tokio::io::Interest::READABLE, || {
-            let mut iovecs: Vec<libc::iovec> = self
-                .buffers
-                .chunks_exact_mut(SLOT_BYTES)
-                .map(|slot| libc::iovec {
+            let mut slots = self.buffers.chunks_exact_mut(SLOT_BYTES);
+            let mut iovecs: [libc::iovec; BATCH] = std::array::from_fn(|_| {
+                let slot = slots.next().expect("the buffer holds BATCH slots");
+                libc::iovec {
                     iov_base: slot.as_mut_ptr().cast(),
                     iov_len: SLOT_BYTES,
-                })
-                .collect();
+                }
+            });
             // SAFETY: an all-zero mmsghdr is valid (null name and control, no iovecs yet).
             let mut headers: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
             for (header, iovec) in headers.iter_mut().zip(iovecs.iter_mut()) {
