@@ -181,7 +181,7 @@ impl RecorderConfig {
     ) -> Result<Self, ConfigError> {
         let settings = Settings { env: &env };
         let mut warnings = Vec::new();
-        let bind_addr = settings.bind_addr(options.host, options.port.map(|Whole(port)| port))?;
+        let bind_addr = settings.bind_addr(options.host, options.port)?;
         if !bind_addr.ip().is_loopback() {
             warnings.push(format!(
                 "listening for CSM datagrams on {bind_addr}, which is not a loopback address: other hosts can send records"
@@ -204,22 +204,18 @@ impl RecorderConfig {
             sink,
             drop_access_key: settings.flag(options.drop_access_key, env::DROP_ACCESS_KEY, false)?,
             max_buffered_records: settings.number(
-                options.max_buffered_records.map(|Whole(n)| n),
+                options.max_buffered_records,
                 env::MAX_BUFFERED_RECORDS,
                 DEFAULT_MAX_RECORDS,
             )?,
             max_buffered_bytes: settings.number(
-                options.max_buffered_bytes.map(|Whole(n)| n),
+                options.max_buffered_bytes,
                 env::MAX_BUFFERED_BYTES,
                 DEFAULT_MAX_BYTES,
             )?,
-            drain: settings.millis(
-                options.drain_ms.map(|Whole(ms)| ms),
-                env::DRAIN_MS,
-                DEFAULT_DRAIN,
-            )?,
+            drain: settings.millis(options.drain_ms, env::DRAIN_MS, DEFAULT_DRAIN)?,
             flush_timeout: settings.millis(
-                options.flush_timeout_ms.map(|Whole(ms)| ms),
+                options.flush_timeout_ms,
                 env::FLUSH_TIMEOUT_MS,
                 DEFAULT_FLUSH_TIMEOUT,
             )?,
@@ -241,13 +237,13 @@ impl<E: Fn(&str) -> Option<String>> Settings<'_, E> {
     fn bind_addr(
         &self,
         host: Option<String>,
-        port: Option<u16>,
+        port: Option<Whole<u16>>,
     ) -> Result<SocketAddr, ConfigError> {
         let host = host
             .or_else(|| (self.env)(env::CSM_HOST))
             .unwrap_or_else(|| DEFAULT_HOST.into());
         let port = match port {
-            Some(port) => port,
+            Some(Whole(port)) => port,
             None => match (self.env)(env::CSM_PORT) {
                 // aws-sdk v2 treats 0 as the default port; so do we.
                 Some(raw) => match raw.trim().parse::<u16>() {
@@ -331,12 +327,12 @@ impl<E: Fn(&str) -> Option<String>> Settings<'_, E> {
 
     fn number(
         &self,
-        option: Option<u32>,
+        option: Option<Whole<u32>>,
         name: &str,
         default: usize,
     ) -> Result<usize, ConfigError> {
         match option {
-            Some(n) => Ok(n as usize),
+            Some(Whole(n)) => Ok(n as usize),
             None => match (self.env)(name) {
                 Some(raw) => raw
                     .trim()
@@ -349,7 +345,7 @@ impl<E: Fn(&str) -> Option<String>> Settings<'_, E> {
 
     fn millis(
         &self,
-        option: Option<u32>,
+        option: Option<Whole<u32>>,
         name: &str,
         default: Duration,
     ) -> Result<Duration, ConfigError> {
