@@ -17,10 +17,6 @@ export declare class NativeRecorder {
    * delivering after each response. Throws `ERR_RECORDER_EXTENSION` when Lambda refuses.
    */
   registerExtension(runtimeApi: string, name: string, timeoutMs: number): void
-  /** Whether the extension is registered and its event loop runs. */
-  get extensionRunning(): boolean
-  /** Why the extension's event loop stopped, once it has. */
-  get extensionStoppedBecause(): string | null
   /**
    * Invocation `id` (of Lambda request `awsRequestId`) has settled and its datagrams are sent:
    * the extension proves they arrived (within `drainMs`), ends it and delivers its records, then
@@ -37,8 +33,11 @@ export declare class NativeRecorder {
    * bounds the delivery as well.
    */
   settleInvocation(id: number, drainMs?: number | undefined | null, timeoutMs?: number | undefined | null): Promise<FlushReport>
-  /** Resolves options against the environment. Throws `ERR_RECORDER_CONFIG` for unusable values. */
-  constructor(options?: RecorderOptions | undefined | null)
+  /**
+   * Resolves options against the environment. Throws `ERR_RECORDER_CONFIG` for unusable values;
+   * with `flagsFallBack`, a boolean variable that holds no boolean takes its default and warns.
+   */
+  constructor(options?: RecorderOptions | undefined | null, flagsFallBack?: boolean | undefined | null)
   /**
    * Binds the UDP port and starts receiving; returns the bound `host:port`.
    * Throws `ERR_RECORDER_PORT_IN_USE` or `ERR_RECORDER_BIND`.
@@ -47,10 +46,11 @@ export declare class NativeRecorder {
   /** Takes in what is queued, then closes the socket. */
   stop(): Promise<void>
   /**
-   * Takes in one CSM event produced in this process (the v3 SDK plugin), exactly as if it had
-   * arrived as a datagram: parsed, sanitized, counted and buffered.
+   * Takes in one CSM event, exactly as if it had arrived as a datagram: parsed, sanitized,
+   * counted and buffered. `path` says how it was made: `plugin` (the v3 SDK plugin), `http`
+   * (Node's HTTP client) or `csm` (the default), and is counted in `stats().paths`.
    */
-  ingest(eventJson: string): void
+  ingest(eventJson: string, path?: 'csm' | 'plugin' | 'http' | undefined | null): void
   /** Attributes records received from now on to this invocation; returns its id. */
   beginInvocation(info?: InvocationInfo | undefined | null): number
   /**
@@ -83,6 +83,16 @@ export declare class NativeRecorder {
   get warnings(): Array<string>
 }
 
+/** What arrived over Client-Side Monitoring. */
+export interface CsmCounts {
+  /** Finished calls (`ApiCall` events) accepted. */
+  calls: number
+  /** Attempts (`ApiCallAttempt` events) accepted. */
+  attempts: number
+  /** Datagrams received, valid or not. */
+  datagrams: number
+}
+
 /** A CSV column: its header, the record field behind it, and whether that field holds numbers. */
 export interface CsvColumn {
   name: string
@@ -95,6 +105,9 @@ export declare function csvColumns(): Array<CsvColumn>
 
 /** The CSV header row, with its line ending. */
 export declare function csvHeader(): string
+
+/** Every `err.code` the native recorder throws with. */
+export declare function errorCodes(): Array<string>
 
 /** What one flush did. */
 export interface FlushReport {
@@ -122,6 +135,14 @@ export interface InvocationInfo {
   coldStart?: boolean
 }
 
+/** What one recording path took in. */
+export interface PathCounts {
+  /** Finished calls (`ApiCall` events) accepted. */
+  calls: number
+  /** Attempts (`ApiCallAttempt` events) accepted. */
+  attempts: number
+}
+
 /** Recorder options. Each option wins over its environment variable, which wins over the default. */
 export interface RecorderOptions {
   /**
@@ -131,7 +152,8 @@ export interface RecorderOptions {
    */
   host?: string
   /**
-   * UDP port to receive CSM datagrams on, a whole number; `0` picks a free port. Env: `AWS_CSM_PORT`.
+   * UDP port to receive CSM datagrams on, a whole number; the option `0` picks a free port (the
+   * variable `0` means 31000, as the SDKs read it). Env: `AWS_CSM_PORT`.
    * @default 31000
    */
   port?: number
@@ -191,10 +213,9 @@ export interface RecorderOptions {
    */
   flushTimeoutMs?: number
   /**
-   * Mark records received before the first invocation `phase: 'init'`. `ApiCallRecorder` always
-   * does; a plain `Recorder` does only inside Lambda, and its records otherwise carry no phase
-   * until `beginInvocation` is called.
-   * @default true inside Lambda (`AWS_LAMBDA_FUNCTION_NAME` set), else false
+   * Mark records received before the first invocation `phase: 'init'`. Otherwise those records
+   * carry no phase until `beginInvocation` is called.
+   * @default true inside Lambda (`AWS_LAMBDA_FUNCTION_NAME` set) and under `ApiCallRecorder`, else false
    */
   initPhase?: boolean
 }
@@ -225,6 +246,21 @@ export interface RecorderStats {
   requests: number
   /** Duration of the last flush, in milliseconds. */
   lastFlushMs: number
+  /** What each recording path took in. */
+  paths: RecordingPaths
+}
+
+/** What each recording path took in, counted where it is taken in. */
+export interface RecordingPaths {
+  /**
+   * Over UDP from SDKs with Client-Side Monitoring (aws-sdk v2, botocore, the aws CLI), and
+   * events given to `ingest()` without a path.
+   */
+  csm: CsmCounts
+  /** Events of v3 SDK clients recorded by the plugin (automatic or `recorderPlugin()`). */
+  plugin: PathCounts
+  /** Events of bundled v3 SDKs recorded from Node's HTTP client (option `sdkV3Http`). */
+  http: PathCounts
 }
 
 /** Records taken from a recorder. */

@@ -838,3 +838,4 @@ module.exports = nativeBinding
 module.exports.NativeRecorder = nativeBinding.NativeRecorder
 module.exports.csvColumns = nativeBinding.csvColumns
 module.exports.csvHeader = nativeBinding.csvHeader
+module.exports.errorCodes = nativeBinding.errorCodes

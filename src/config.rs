@@ -25,12 +25,7 @@ pub mod env {
     pub const LAMBDA_FUNCTION_VERSION: &str = "AWS_LAMBDA_FUNCTION_VERSION";
 }
 
-/// The CSM default port (all SDKs).
-pub const DEFAULT_PORT: u16 = 31000;
-/// The CSM default host (all SDKs).
-pub const DEFAULT_HOST: &str = "127.0.0.1";
-/// How long to keep receiving after the handler returns.
-pub const DEFAULT_DRAIN: Duration = Duration::from_millis(25);
+pub use crate::limits::{DEFAULT_DRAIN, DEFAULT_HOST, DEFAULT_PORT};
 /// Upper bound on one flush when the Lambda context gives no remaining time.
 pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -49,7 +44,8 @@ pub struct RecorderOptions {
     /// logs a warning. Env: `AWS_CSM_HOST` (the variable the SDKs send to).
     /// @default '127.0.0.1'
     pub host: Option<String>,
-    /// UDP port to receive CSM datagrams on, a whole number; `0` picks a free port. Env: `AWS_CSM_PORT`.
+    /// UDP port to receive CSM datagrams on, a whole number; the option `0` picks a free port (the
+    /// variable `0` means 31000, as the SDKs read it). Env: `AWS_CSM_PORT`.
     /// @default 31000
     #[cfg_attr(feature = "napi", napi(ts_type = "number"))]
     pub port: Option<Whole<u16>>,
@@ -99,10 +95,9 @@ pub struct RecorderOptions {
     /// @default 10000
     #[cfg_attr(feature = "napi", napi(ts_type = "number"))]
     pub flush_timeout_ms: Option<Whole<u32>>,
-    /// Mark records received before the first invocation `phase: 'init'`. `ApiCallRecorder` always
-    /// does; a plain `Recorder` does only inside Lambda, and its records otherwise carry no phase
-    /// until `beginInvocation` is called.
-    /// @default true inside Lambda (`AWS_LAMBDA_FUNCTION_NAME` set), else false
+    /// Mark records received before the first invocation `phase: 'init'`. Otherwise those records
+    /// carry no phase until `beginInvocation` is called.
+    /// @default true inside Lambda (`AWS_LAMBDA_FUNCTION_NAME` set) and under `ApiCallRecorder`, else false
     pub init_phase: Option<bool>,
 }
 
@@ -128,6 +123,16 @@ impl SinkConfig {
             SinkConfig::Firehose { .. } => "firehose",
         }
     }
+}
+
+/// What an environment variable that holds no boolean does to a boolean setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnrecognisedFlag {
+    /// A configuration error (`new Recorder`: the caller asked for this recorder).
+    #[default]
+    Fails,
+    /// The setting's default, with a warning (`ApiCallRecorder`: a typo must not stop recording).
+    FallsBack,
 }
 
 /// A fully resolved configuration.
@@ -168,10 +173,12 @@ fn invalid(name: &str, value: &str, reason: impl Into<String>) -> ConfigError {
 
 impl RecorderConfig {
     /// Resolves from the process environment.
-    pub fn from_options(options: RecorderOptions) -> Result<Self, ConfigError> {
-        Self::resolve(options, |name| {
-            std::env::var(name).ok().filter(|v| !v.is_empty())
-        })
+    pub fn from_options(
+        options: RecorderOptions,
+        unrecognised_flag: UnrecognisedFlag,
+    ) -> Result<Self, ConfigError> {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Self::resolve_with(options, env, unrecognised_flag)
     }
 
     /// Resolves with `env` as the environment (so tests need not touch the process's).
@@ -179,7 +186,18 @@ impl RecorderConfig {
         options: RecorderOptions,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let settings = Settings { env: &env };
+        Self::resolve_with(options, env, UnrecognisedFlag::Fails)
+    }
+
+    pub fn resolve_with(
+        options: RecorderOptions,
+        env: impl Fn(&str) -> Option<String>,
+        unrecognised_flag: UnrecognisedFlag,
+    ) -> Result<Self, ConfigError> {
+        let settings = Settings {
+            env: &env,
+            unrecognised_flag,
+        };
         let mut warnings = Vec::new();
         let bind_addr = settings.bind_addr(options.host, options.port)?;
         if !bind_addr.ip().is_loopback() {
@@ -202,7 +220,12 @@ impl RecorderConfig {
         Ok(RecorderConfig {
             bind_addr,
             sink,
-            drop_access_key: settings.flag(options.drop_access_key, env::DROP_ACCESS_KEY, false)?,
+            drop_access_key: settings.flag(
+                options.drop_access_key,
+                env::DROP_ACCESS_KEY,
+                false,
+                &mut warnings,
+            )?,
             max_buffered_records: settings.number(
                 options.max_buffered_records,
                 env::MAX_BUFFERED_RECORDS,
@@ -231,6 +254,7 @@ impl RecorderConfig {
 /// Each setting: the option when given, else its environment variable, else the default.
 struct Settings<'a, E: Fn(&str) -> Option<String>> {
     env: &'a E,
+    unrecognised_flag: UnrecognisedFlag,
 }
 
 impl<E: Fn(&str) -> Option<String>> Settings<'_, E> {
@@ -315,13 +339,28 @@ impl<E: Fn(&str) -> Option<String>> Settings<'_, E> {
         }
     }
 
-    fn flag(&self, option: Option<bool>, name: &str, default: bool) -> Result<bool, ConfigError> {
-        match option {
-            Some(value) => Ok(value),
-            None => (self.env)(name)
-                .map(|raw| parse_bool(name, &raw))
-                .transpose()
-                .map(|value| value.unwrap_or(default)),
+    fn flag(
+        &self,
+        option: Option<bool>,
+        name: &str,
+        default: bool,
+        warnings: &mut Vec<String>,
+    ) -> Result<bool, ConfigError> {
+        if let Some(value) = option {
+            return Ok(value);
+        }
+        let Some(raw) = (self.env)(name) else {
+            return Ok(default);
+        };
+        match (parse_flag(&raw), self.unrecognised_flag) {
+            (Some(value), _) => Ok(value),
+            (None, UnrecognisedFlag::Fails) => Err(invalid(name, &raw, FLAG_GRAMMAR)),
+            (None, UnrecognisedFlag::FallsBack) => {
+                warnings.push(format!(
+                    "{name}={raw:?} is not a boolean ({FLAG_GRAMMAR}); using the default, {default}"
+                ));
+                Ok(default)
+            }
         }
     }
 
@@ -359,11 +398,15 @@ fn file_sink(path: PathBuf, format: Option<OutputFormat>) -> SinkConfig {
     SinkConfig::File(path, format)
 }
 
-fn parse_bool(name: &str, raw: &str) -> Result<bool, ConfigError> {
+/// The boolean grammar of every environment variable, here and on the JavaScript side (options.js).
+const FLAG_GRAMMAR: &str = "expected true/false, 1/0, yes/no or on/off";
+
+/// `true`, `1`, `yes`, `on` / `false`, `0`, `no`, `off`, in any case; anything else is `None`.
+pub fn parse_flag(raw: &str) -> Option<bool> {
     match raw.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" => Ok(false),
-        _ => Err(invalid(name, raw, "expected true or false")),
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
     }
 }
 
@@ -463,6 +506,25 @@ mod tests {
             ..Default::default()
         };
         assert!(RecorderConfig::resolve(options, env_of(&[])).is_err());
+    }
+
+    #[test]
+    fn an_unrecognised_flag_fails_or_falls_back_with_a_warning() {
+        let env = env_of(&[(env::DROP_ACCESS_KEY, "maybe")]);
+        let error = RecorderConfig::resolve(RecorderOptions::default(), &env).unwrap_err();
+        assert_eq!(error.name, env::DROP_ACCESS_KEY);
+        let config = RecorderConfig::resolve_with(
+            RecorderOptions::default(),
+            &env,
+            UnrecognisedFlag::FallsBack,
+        )
+        .unwrap();
+        assert!(!config.drop_access_key);
+        assert_eq!(config.warnings.len(), 1);
+        assert!(config.warnings[0].contains("API_CALL_RECORDER_DROP_ACCESS_KEY=\"maybe\""));
+        for (raw, value) in [("YES", true), (" on ", true), ("0", false), ("Off", false)] {
+            assert_eq!(parse_flag(raw), Some(value), "{raw}");
+        }
     }
 
     #[test]

@@ -3,6 +3,44 @@
 use std::net::SocketAddr;
 
 use crate::config::ConfigError;
+use crate::extension::ExtensionError;
+
+/// Every stable code an error of the recorder carries; the one list the docs are checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// An option or environment variable has an unusable value.
+    Config,
+    /// The CSM port is taken by another process (or another recorder).
+    PortInUse,
+    /// The CSM socket cannot be bound for another reason.
+    Bind,
+    /// Lambda refused or did not answer the extension's registration.
+    Extension,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 4] = [
+        ErrorCode::Config,
+        ErrorCode::PortInUse,
+        ErrorCode::Bind,
+        ErrorCode::Extension,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Config => "ERR_RECORDER_CONFIG",
+            ErrorCode::PortInUse => "ERR_RECORDER_PORT_IN_USE",
+            ErrorCode::Bind => "ERR_RECORDER_BIND",
+            ErrorCode::Extension => "ERR_RECORDER_EXTENSION",
+        }
+    }
+}
+
+impl AsRef<str> for ErrorCode {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -15,25 +53,22 @@ pub enum RecorderError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot start the recorder's background runtime: {0}")]
-    Runtime(#[source] std::io::Error),
+    #[error(transparent)]
+    Extension(#[from] ExtensionError),
 }
 
 impl RecorderError {
-    /// The code of a configuration error.
-    pub const CONFIG_CODE: &'static str = "ERR_RECORDER_CONFIG";
-
     /// A stable, machine-readable code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            RecorderError::Config(_) => Self::CONFIG_CODE,
+            RecorderError::Config(_) => ErrorCode::Config,
             RecorderError::Bind { source, .. }
                 if source.kind() == std::io::ErrorKind::AddrInUse =>
             {
-                "ERR_RECORDER_PORT_IN_USE"
+                ErrorCode::PortInUse
             }
-            RecorderError::Bind { .. } => "ERR_RECORDER_BIND",
-            RecorderError::Runtime(_) => "ERR_RECORDER_RUNTIME",
+            RecorderError::Bind { .. } => ErrorCode::Bind,
+            RecorderError::Extension(_) => ErrorCode::Extension,
         }
     }
 }

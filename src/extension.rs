@@ -24,7 +24,7 @@ use tokio::sync::Notify;
 use crate::recorder::{FlushReport, Recorder};
 
 /// Kept back from an invocation's deadline: the extension has asked for the next event by then.
-pub const DEADLINE_MARGIN: Duration = Duration::from_millis(300);
+pub use crate::limits::DEADLINE_MARGIN;
 /// How long after an INVOKE event the wrapper has to begin running the handler. A function whose
 /// handler is not the wrapper (a module that wraps another export) is not held until its deadline.
 pub const UNWRAPPED_GRACE: Duration = Duration::from_millis(1000);

@@ -8,7 +8,7 @@ use crate::attribution::{InvocationTracker, RecordContext};
 use crate::buffer::RecordBuffer;
 use crate::csm::{CsmEvent, EventType, ParseError, parse_datagram, repair_lone_surrogates};
 use crate::record::Record;
-use crate::stats::Stats;
+use crate::stats::{RecordingPath, Stats};
 
 /// Turns datagrams into buffered records and counts every outcome.
 #[derive(Debug)]
@@ -16,7 +16,7 @@ pub struct Intake {
     pub stats: Stats,
     pub buffer: RecordBuffer,
     pub invocations: InvocationTracker,
-    /// Leave the access key id in records.
+    /// Leave the access key id (`AccessKey`) out of records.
     pub drop_access_key: bool,
 }
 
@@ -29,6 +29,20 @@ impl Intake {
     /// Accepts datagrams received together; `None` is one too large to read whole. Counters and the
     /// buffer are updated once for the batch.
     pub fn accept_batch<'a>(&self, datagrams: impl Iterator<Item = Option<&'a [u8]>>, now_ms: u64) {
+        self.accept_from(RecordingPath::Csm, datagrams, now_ms);
+    }
+
+    /// Accepts one event made in this process by `path`, as if it had been received.
+    pub fn accept_in_process(&self, path: RecordingPath, event: &[u8], now_ms: u64) {
+        self.accept_from(path, std::iter::once(Some(event)), now_ms);
+    }
+
+    fn accept_from<'a>(
+        &self,
+        path: RecordingPath,
+        datagrams: impl Iterator<Item = Option<&'a [u8]>>,
+        now_ms: u64,
+    ) {
         let context = self.invocations.current();
         let mut records = Vec::with_capacity(datagrams.size_hint().0);
         let (mut received, mut oversized, mut malformed, mut calls) = (0, 0, 0, 0);
@@ -55,6 +69,10 @@ impl Intake {
         Stats::add(&stats.calls, calls);
         Stats::add(&stats.oversized, oversized);
         Stats::add(&stats.malformed, malformed);
+        let by_path = stats.path(path);
+        Stats::add(&by_path.events, received);
+        Stats::add(&by_path.calls, calls);
+        Stats::add(&by_path.attempts, records.len() as u64 - calls);
         let refused = self.buffer.push_many(records);
         Stats::add(&stats.dropped, refused as u64);
         if let Some(sequence) = marker {

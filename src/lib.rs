@@ -16,6 +16,7 @@ pub mod error;
 pub mod extension;
 pub mod format;
 pub mod intake;
+pub mod limits;
 pub mod receiver;
 pub mod record;
 pub mod recorder;

@@ -14,7 +14,7 @@ use crate::intake::{Intake, epoch_millis};
 use crate::receiver::Receiver;
 use crate::record::Record;
 use crate::sink::{FileSink, FileTarget, Sink};
-use crate::stats::{Stats, StatsSnapshot};
+use crate::stats::{RecordingPath, Stats, StatsSnapshot};
 
 /// How one flush should behave.
 #[derive(Debug, Clone, Copy)]
@@ -66,9 +66,9 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Builds a recorder on the crate's own runtime ([`crate::runtime`]); nothing is bound until
-    /// [`Recorder::start`].
-    pub fn new(config: RecorderConfig) -> Result<Self, RecorderError> {
+    /// Builds a recorder on the crate's own runtime ([`crate::runtime`], started on first use);
+    /// nothing is bound until [`Recorder::start`].
+    pub fn new(config: RecorderConfig) -> std::io::Result<Self> {
         Ok(Self::on_runtime(config, crate::runtime::handle()?))
     }
 
@@ -144,9 +144,14 @@ impl Recorder {
         }
     }
 
-    /// Takes in one event produced in-process, exactly as a received datagram would be.
+    /// Takes in one event, exactly as a received datagram would be.
     pub fn ingest(&self, datagram: &[u8]) {
         self.intake.accept(datagram, epoch_millis());
+    }
+
+    /// Takes in one event produced in this process by `path`, counted as that path's.
+    pub fn ingest_from(&self, path: RecordingPath, event: &[u8]) {
+        self.intake.accept_in_process(path, event, epoch_millis());
     }
 
     /// Attributes records received from now on to this invocation; returns its id.

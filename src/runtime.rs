@@ -5,22 +5,19 @@ use std::sync::OnceLock;
 
 use tokio::runtime::{Builder, Handle, Runtime};
 
-use crate::error::RecorderError;
-
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 
 /// Builds the runtime. One worker suffices: all of its work is I/O.
-pub fn build() -> Result<Runtime, RecorderError> {
+pub fn build() -> std::io::Result<Runtime> {
     Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("api-call-recorder")
         .enable_all()
         .build()
-        .map_err(RecorderError::Runtime)
 }
 
 /// A process-wide runtime for recorders made outside Node.js (tests, tools), started on first use.
-pub fn handle() -> Result<Handle, RecorderError> {
+pub fn handle() -> std::io::Result<Handle> {
     if let Some(runtime) = RUNTIME.get() {
         return Ok(runtime.handle().clone());
     }

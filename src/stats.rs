@@ -31,17 +31,27 @@ macro_rules! define_stats {
         #[derive(Debug, Default)]
         pub struct Stats {
             $( #[doc = $doc] pub $field: AtomicU64, )*
+            /// What each recording path took in, indexed by [`RecordingPath`].
+            paths: [PathCounters; 3],
         }
 
         /// A point-in-time copy of [`Stats`].
         #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
         pub struct StatsSnapshot {
             $( #[doc = $doc] pub $field: u64, )*
+            pub paths: PathsSnapshot,
         }
 
         impl Stats {
             pub fn snapshot(&self) -> StatsSnapshot {
-                StatsSnapshot { $( $field: self.$field.load(Relaxed), )* }
+                StatsSnapshot {
+                    $( $field: self.$field.load(Relaxed), )*
+                    paths: PathsSnapshot {
+                        csm: self.path(RecordingPath::Csm).snapshot(),
+                        plugin: self.path(RecordingPath::Plugin).snapshot(),
+                        http: self.path(RecordingPath::Http).snapshot(),
+                    },
+                }
             }
         }
     };
@@ -49,7 +59,71 @@ macro_rules! define_stats {
 
 with_stat_fields!(define_stats);
 
+/// How an event reached the recorder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordingPath {
+    /// A datagram on the CSM socket (aws-sdk v2, botocore, the aws CLI, Go and Java v1 SDKs).
+    Csm,
+    /// An event of a v3 SDK client made in this process by the SDK plugin.
+    Plugin,
+    /// An event of a bundled v3 SDK made in this process from Node's HTTP client.
+    Http,
+}
+
+impl RecordingPath {
+    /// The path's name, as callers of the binding give it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "csm" => Some(RecordingPath::Csm),
+            "plugin" => Some(RecordingPath::Plugin),
+            "http" => Some(RecordingPath::Http),
+            _ => None,
+        }
+    }
+}
+
+/// What one path took in.
+#[derive(Debug, Default)]
+pub struct PathCounters {
+    /// Datagrams or events, valid or not.
+    pub events: AtomicU64,
+    /// Accepted finished calls (`ApiCall`).
+    pub calls: AtomicU64,
+    /// Accepted attempts (every other accepted event).
+    pub attempts: AtomicU64,
+}
+
+impl PathCounters {
+    fn snapshot(&self) -> PathSnapshot {
+        PathSnapshot {
+            events: self.events.load(Relaxed),
+            calls: self.calls.load(Relaxed),
+            attempts: self.attempts.load(Relaxed),
+        }
+    }
+}
+
+/// A point-in-time copy of [`PathCounters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PathSnapshot {
+    pub events: u64,
+    pub calls: u64,
+    pub attempts: u64,
+}
+
+/// A point-in-time copy of every path's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PathsSnapshot {
+    pub csm: PathSnapshot,
+    pub plugin: PathSnapshot,
+    pub http: PathSnapshot,
+}
+
 impl Stats {
+    pub fn path(&self, path: RecordingPath) -> &PathCounters {
+        &self.paths[path as usize]
+    }
+
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Relaxed);
     }

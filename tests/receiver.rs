@@ -209,7 +209,7 @@ fn stop_frees_the_port_and_a_second_bind_fails_while_running() {
     )
     .unwrap();
     let error = second.start().unwrap_err();
-    assert_eq!(error.code(), "ERR_RECORDER_PORT_IN_USE");
+    assert_eq!(error.code().as_str(), "ERR_RECORDER_PORT_IN_USE");
     runtime().block_on(first.stop());
     assert_eq!(second.start().unwrap(), addr);
 }

@@ -18,7 +18,7 @@ fn recorder() -> &'static Recorder {
             sink: Some("none".into()),
             ..Default::default()
         };
-        Recorder::new(RecorderConfig::from_options(options).expect("valid options"))
+        Recorder::new(RecorderConfig::from_options(options, Default::default()).expect("valid options"))
             .expect("recorder")
     })
 }

@@ -1,29 +1,25 @@
 //! The one place library errors become JS errors; `err.code` is the library's stable code.
 
-use crate::error::RecorderError;
+use napi_derive::napi;
 
-/// A stable error code string, shown to JS as `err.code`.
-pub struct ErrorCode(&'static str);
+use crate::error::{ErrorCode, RecorderError};
 
-impl AsRef<str> for ErrorCode {
-    fn as_ref(&self) -> &str {
-        self.0
-    }
-}
-
-pub fn to_napi(error: RecorderError) -> napi::Error<ErrorCode> {
-    napi::Error::new(ErrorCode(error.code()), error.to_string())
+pub fn to_napi(error: impl Into<RecorderError>) -> napi::Error<ErrorCode> {
+    let error = error.into();
+    napi::Error::new(error.code(), error.to_string())
 }
 
 /// An option napi could not convert to its declared type: a configuration error like any other.
 pub fn config_to_napi(error: napi::Error) -> napi::Error<ErrorCode> {
     napi::Error::new(
-        ErrorCode(RecorderError::CONFIG_CODE),
+        ErrorCode::Config,
         format!("invalid option: {}", error.reason),
     )
 }
 
-/// Registration of the Lambda extension failed; the wrapper falls back to delivering in-response.
-pub fn extension_to_napi(error: crate::extension::ExtensionError) -> napi::Error<ErrorCode> {
-    napi::Error::new(ErrorCode("ERR_RECORDER_EXTENSION"), error.to_string())
+/// Every `err.code` the native recorder throws with.
+#[napi(catch_unwind)]
+#[cfg_attr(test, allow(dead_code))]
+pub fn error_codes() -> napi::Result<Vec<&'static str>> {
+    Ok(ErrorCode::ALL.iter().map(|code| code.as_str()).collect())
 }

@@ -7,9 +7,10 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use super::NativeRecorder;
-use super::error::{ErrorCode, extension_to_napi};
+use super::error::to_napi;
 use super::options::{FlushReport, millis};
 use crate::config::Whole;
+use crate::error::ErrorCode;
 use crate::extension::LambdaExtension;
 
 /// One internal extension per process, whichever recorder registered it.
@@ -43,21 +44,9 @@ impl NativeRecorder {
         }
         let timeout = millis(timeout_ms);
         let extension = LambdaExtension::register(self.inner.clone(), &runtime_api, &name, timeout)
-            .map_err(extension_to_napi)?;
+            .map_err(to_napi)?;
         let _ = EXTENSION.set(extension);
         Ok(())
-    }
-
-    /// Whether the extension is registered and its event loop runs.
-    #[napi(getter)]
-    pub fn extension_running(&self) -> bool {
-        EXTENSION.get().is_some_and(|e| e.running())
-    }
-
-    /// Why the extension's event loop stopped, once it has.
-    #[napi(getter)]
-    pub fn extension_stopped_because(&self) -> Option<String> {
-        EXTENSION.get().and_then(|e| e.stopped_because())
     }
 
     /// Invocation `id` (of Lambda request `awsRequestId`) has settled and its datagrams are sent:

@@ -14,11 +14,13 @@ use std::time::Instant;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use self::error::{ErrorCode, to_napi};
+use self::error::to_napi;
 use self::options::{FlushReport, InvocationInfo, RecorderStats, millis};
-use crate::config::{RecorderConfig, Whole};
+use crate::config::{RecorderConfig, UnrecognisedFlag, Whole};
+use crate::error::ErrorCode;
 use crate::record::Record;
 use crate::recorder::{FlushOptions, Recorder};
+use crate::stats::RecordingPath;
 
 #[napi_derive::module_init]
 fn init() {
@@ -36,15 +38,23 @@ pub struct NativeRecorder {
 
 #[napi]
 impl NativeRecorder {
-    /// Resolves options against the environment. Throws `ERR_RECORDER_CONFIG` for unusable values.
+    /// Resolves options against the environment. Throws `ERR_RECORDER_CONFIG` for unusable values;
+    /// with `flagsFallBack`, a boolean variable that holds no boolean takes its default and warns.
     #[napi(
         constructor,
         catch_unwind,
-        ts_args_type = "options?: RecorderOptions | undefined | null"
+        ts_args_type = "options?: RecorderOptions | undefined | null, flagsFallBack?: boolean | undefined | null"
     )]
-    pub fn new(options: Option<Unknown<'_>>) -> Result<Self, ErrorCode> {
+    pub fn new(
+        options: Option<Unknown<'_>>,
+        flags_fall_back: Option<bool>,
+    ) -> Result<Self, ErrorCode> {
         let options = options::recorder_options(options)?;
-        let config = RecorderConfig::from_options(options).map_err(|e| to_napi(e.into()))?;
+        let unrecognised_flag = match flags_fall_back {
+            Some(true) => UnrecognisedFlag::FallsBack,
+            _ => UnrecognisedFlag::Fails,
+        };
+        let config = RecorderConfig::from_options(options, unrecognised_flag).map_err(to_napi)?;
         let runtime = within_runtime_if_available(tokio::runtime::Handle::current);
         Ok(NativeRecorder {
             inner: Arc::new(Recorder::on_runtime(config, runtime)),
@@ -68,11 +78,23 @@ impl NativeRecorder {
         Ok(())
     }
 
-    /// Takes in one CSM event produced in this process (the v3 SDK plugin), exactly as if it had
-    /// arrived as a datagram: parsed, sanitized, counted and buffered.
-    #[napi(catch_unwind)]
-    pub fn ingest(&self, event_json: String) -> Result<()> {
-        self.inner.ingest(event_json.as_bytes());
+    /// Takes in one CSM event, exactly as if it had arrived as a datagram: parsed, sanitized,
+    /// counted and buffered. `path` says how it was made: `plugin` (the v3 SDK plugin), `http`
+    /// (Node's HTTP client) or `csm` (the default), and is counted in `stats().paths`.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "eventJson: string, path?: 'csm' | 'plugin' | 'http' | undefined | null"
+    )]
+    pub fn ingest(&self, event_json: String, path: Option<String>) -> Result<()> {
+        let path = match path.as_deref() {
+            None => RecordingPath::Csm,
+            Some(name) => RecordingPath::from_name(name).ok_or_else(|| {
+                napi::Error::from_reason(format!(
+                    "unknown recording path {name:?} (expected csm, plugin or http)"
+                ))
+            })?,
+        };
+        self.inner.ingest_from(path, event_json.as_bytes());
         Ok(())
     }
 

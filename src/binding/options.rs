@@ -8,8 +8,9 @@ use napi::bindgen_prelude::{FromNapiValue, ToNapiValue, TypeName, Unknown, Value
 use napi::{Status, sys};
 use napi_derive::napi;
 
-use super::error::{ErrorCode, config_to_napi};
+use super::error::config_to_napi;
 use crate::config::{RecorderOptions, Whole};
+use crate::error::ErrorCode;
 use crate::{attribution, recorder, stats};
 
 /// Reads the constructor's options. A value of the wrong kind for its option (a string for a
@@ -132,14 +133,69 @@ macro_rules! js_stats {
         #[napi(object)]
         pub struct RecorderStats {
             $( #[doc = $doc] pub $field: f64, )*
+            /// What each recording path took in.
+            pub paths: RecordingPaths,
         }
 
         impl From<stats::StatsSnapshot> for RecorderStats {
             fn from(snapshot: stats::StatsSnapshot) -> Self {
-                RecorderStats { $( $field: snapshot.$field as f64, )* }
+                RecorderStats {
+                    $( $field: snapshot.$field as f64, )*
+                    paths: snapshot.paths.into(),
+                }
             }
         }
     };
 }
 
 stats::with_stat_fields!(js_stats);
+
+/// What one recording path took in.
+#[napi(object)]
+pub struct PathCounts {
+    /// Finished calls (`ApiCall` events) accepted.
+    pub calls: f64,
+    /// Attempts (`ApiCallAttempt` events) accepted.
+    pub attempts: f64,
+}
+
+/// What each recording path took in, counted where it is taken in.
+#[napi(object)]
+pub struct RecordingPaths {
+    /// Over UDP from SDKs with Client-Side Monitoring (aws-sdk v2, botocore, the aws CLI), and
+    /// events given to `ingest()` without a path.
+    pub csm: CsmCounts,
+    /// Events of v3 SDK clients recorded by the plugin (automatic or `recorderPlugin()`).
+    pub plugin: PathCounts,
+    /// Events of bundled v3 SDKs recorded from Node's HTTP client (option `sdkV3Http`).
+    pub http: PathCounts,
+}
+
+/// What arrived over Client-Side Monitoring.
+#[napi(object)]
+pub struct CsmCounts {
+    /// Finished calls (`ApiCall` events) accepted.
+    pub calls: f64,
+    /// Attempts (`ApiCallAttempt` events) accepted.
+    pub attempts: f64,
+    /// Datagrams received, valid or not.
+    pub datagrams: f64,
+}
+
+impl From<stats::PathsSnapshot> for RecordingPaths {
+    fn from(paths: stats::PathsSnapshot) -> Self {
+        let counts = |p: stats::PathSnapshot| PathCounts {
+            calls: p.calls as f64,
+            attempts: p.attempts as f64,
+        };
+        RecordingPaths {
+            csm: CsmCounts {
+                calls: paths.csm.calls as f64,
+                attempts: paths.csm.attempts as f64,
+                datagrams: paths.csm.events as f64,
+            },
+            plugin: counts(paths.plugin),
+            http: counts(paths.http),
+        }
+    }
+}

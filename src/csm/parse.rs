@@ -4,8 +4,7 @@ use serde::de::DeserializeSeed;
 
 use super::event::{CsmEvent, EventSeed};
 
-/// The SDKs' own limit on a serialized event (botocore and aws-sdk v2 drop anything larger).
-pub const MAX_EVENT_BYTES: usize = 8 * 1024;
+pub use crate::limits::MAX_EVENT_BYTES;
 
 /// Why a datagram was not accepted as a CSM event.
 #[derive(Debug, thiserror::Error)]

@@ -21,7 +21,7 @@ impl std::str::FromStr for OutputFormat {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
-            "jsonl" | "json" | "ndjson" => Ok(OutputFormat::Jsonl),
+            "jsonl" => Ok(OutputFormat::Jsonl),
             "csv" => Ok(OutputFormat::Csv),
             other => Err(format!(
                 "unknown output format {other:?} (expected jsonl or csv)"
