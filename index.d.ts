@@ -3,22 +3,9 @@
 import type { FlushReport, RecorderStats, InvocationInfo, RecorderOptions as NativeRecorderOptions } from './binding'
 import { recorderPlugin, instrumentSdkV3 } from './sdk-v3/index'
 
-export type { FlushReport, RecorderStats, InvocationInfo } from './binding'
+export type { FlushReport, RecorderStats, RecordingPaths, PathCounts, CsmCounts, InvocationInfo } from './binding'
 export { recorderPlugin, instrumentSdkV3 }
 export type { RecorderPluginOptions, RecorderPlugin, SdkV3Instrumentation, EventIngester } from './sdk-v3/index'
-
-/** What each recording path delivered to a recorder (see {@link Recorder.stats}). */
-export interface RecordingPaths {
-  /**
-   * Over UDP from SDKs with Client-Side Monitoring (aws-sdk v2, botocore, the CLI): the finished
-   * calls (`ApiCall` events) accepted, and every datagram received (valid or not).
-   */
-  csm: { calls: number; datagrams: number }
-  /** Events of v3 SDK clients recorded by the plugin (automatic or `recorderPlugin()`). */
-  plugin: { calls: number; attempts: number }
-  /** Events of bundled v3 SDKs recorded from Node's HTTP client (option `sdkV3Http`). */
-  http: { calls: number; attempts: number }
-}
 
 /** Where flushed records go. */
 export type Sink = NonNullable<NativeRecorderOptions['sink']>
@@ -36,9 +23,8 @@ export interface Logger {
 export interface RecorderOptions extends NativeRecorderOptions {
   /**
    * Record at all. When off, `ApiCallRecorder` returns the handler itself and opens no socket.
-   * Env: on when `API_CALL_RECORDER_IS_ACTIVATED` is `true` (or `1`, `yes`, `on`), off when it is
-   * anything else; when it is unset, on when `NODE_ENV=development`.
-   * @default false
+   * Env: `API_CALL_RECORDER_IS_ACTIVATED` (a boolean), which, when set, wins over `NODE_ENV`.
+   * @default on when `NODE_ENV=development`, else off
    */
   enabled?: boolean
   /**
@@ -55,7 +41,7 @@ export interface RecorderOptions extends NativeRecorderOptions {
    * Calls the plugin records are not recorded again; requests of aws-sdk v2 and other HTTP traffic
    * are ignored. An operation that cannot be told from the request is recorded without `Api`, with
    * `ApiUnknown: true`. The wrapper warns once when it records calls this way.
-   * @default true (false when `sdkV3` is false)
+   * @default `true` (with `sdkV3`)
    */
   sdkV3Http?: boolean
   /**
@@ -89,8 +75,9 @@ export interface RecorderOptions extends NativeRecorderOptions {
  *
  * Errors thrown carry a stable `code`: `ERR_RECORDER_CONFIG` (an option or environment variable has
  * an unusable value, such as a number option that is not a whole number in its range: numbers are
- * never rounded or wrapped), `ERR_RECORDER_PORT_IN_USE`, `ERR_RECORDER_BIND`, `ERR_RECORDER_RUNTIME`,
- * `ERR_RECORDER_NATIVE_LOAD` (the native addon does not load on this platform).
+ * never rounded or wrapped), `ERR_RECORDER_PORT_IN_USE`, `ERR_RECORDER_BIND`, `ERR_RECORDER_EXTENSION`
+ * (Lambda refused the extension; `ApiCallRecorder` warns with it), `ERR_RECORDER_NATIVE_LOAD` (the
+ * native addon does not load on this platform).
  */
 export declare class Recorder {
   /** @throws Error with `code` `ERR_RECORDER_CONFIG` or `ERR_RECORDER_NATIVE_LOAD`. */
@@ -101,16 +88,20 @@ export declare class Recorder {
    * @throws Error with `code` `ERR_RECORDER_PORT_IN_USE` or `ERR_RECORDER_BIND`.
    */
   start(): string
-  /** Takes in what is queued and closes the socket. Buffered records stay for `flush()`. */
+  /**
+   * Takes in what is queued and closes the socket. Buffered records stay for `flush()`. Datagrams
+   * skipped and calls dropped since the last report are reported in one warning.
+   */
   stop(): Promise<void>
   /**
    * Waits `drainMs` (default: the option) for late datagrams, then delivers the buffer to the sink
    * within `flushTimeoutMs`. `timeoutMs` caps the whole call, drain included. Both are whole
-   * milliseconds; any other number rejects the call.
+   * milliseconds; any other number rejects the call. Datagrams skipped (malformed or over the size
+   * limit) and calls dropped (buffer full) since the last report are reported in one warning.
    */
   flush(options?: { drainMs?: number; timeoutMs?: number }): Promise<FlushReport>
-  /** Counters since the recorder was created, and the calls each recording path delivered. */
-  stats(): RecorderStats & { paths: RecordingPaths }
+  /** Counters since the recorder was created, and what each recording path took in. */
+  stats(): RecorderStats
   /** The buffered, not yet flushed records, oldest first. */
   records(): ApiCallRecord[]
   /** Removes the buffered records and returns them, oldest first. */
@@ -120,8 +111,11 @@ export declare class Recorder {
    * `csvHeader()` in the binding), written natively from the record itself.
    */
   takeRecordsWithCsv(): { records: ApiCallRecord[]; csvRows: string[] }
-  /** Takes in one CSM event (a JSON string) produced in this process, as if it had been received. */
-  ingest(eventJson: string): void
+  /**
+   * Takes in one CSM event (a JSON string), as if it had been received. `path` says how it was made,
+   * for `stats().paths`: `plugin` and `http` are the v3 SDK recording paths; the default is `csm`.
+   */
+  ingest(eventJson: string, path?: 'csm' | 'plugin' | 'http'): void
   /** Attributes records received from now on to this invocation. */
   beginInvocation(info?: InvocationInfo): number
   /** Drains, stops attributing to the invocation and flushes. */

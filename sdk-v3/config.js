@@ -6,9 +6,8 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { MAX_CLIENT_ID_LENGTH, trim } = require('./limits.js')
-
-const DEFAULT_CSM_HOST = '127.0.0.1'
-const DEFAULT_CSM_PORT = 31000
+const { parseFlag } = require('../options.js')
+const { defaultCsmHost: DEFAULT_CSM_HOST, defaultCsmPort: DEFAULT_CSM_PORT } = require('../data/limits.json')
 
 function readSharedConfig() {
   const file = process.env.AWS_CONFIG_FILE || path.join(os.homedir(), '.aws', 'config')
@@ -42,7 +41,7 @@ function resolveCsmConfig(options = {}) {
   let host = process.env.AWS_CSM_HOST || undefined
   let port = process.env.AWS_CSM_PORT || undefined
   let clientId = process.env.AWS_CSM_CLIENT_ID || undefined
-  const explicitlyOff = enabled !== undefined && ['false', '0'].includes(enabled.toLowerCase())
+  const explicitlyOff = enabled !== undefined && parseFlag(enabled) === false
   if (!(enabled && host && port && clientId) && !explicitlyOff) {
     const file = readSharedConfig()
     enabled = enabled || file.csm_enabled
@@ -51,7 +50,8 @@ function resolveCsmConfig(options = {}) {
     clientId = clientId || file.csm_client_id
   }
   const resolved = {
-    enabled: enabled !== undefined && !['false', '0', ''].includes(String(enabled).toLowerCase()),
+    // The grammar of every boolean variable; anything else is off, the default.
+    enabled: enabled !== undefined && parseFlag(enabled) === true,
     host: host || DEFAULT_CSM_HOST,
     port: Number.parseInt(port, 10) || DEFAULT_CSM_PORT,
     clientId: clientId || '',

@@ -3,7 +3,8 @@
 
 /** Anything that takes in CSM events as JSON strings, such as a running {@link Recorder}. */
 export interface EventIngester {
-  ingest(eventJson: string): void
+  /** `path` names how the event was made (`plugin` or `http`), for the recorder's per-path counts. */
+  ingest(eventJson: string, path?: 'csm' | 'plugin' | 'http'): void
 }
 
 /**

@@ -4,7 +4,7 @@
 // a middleware plugin (plugin.js), the automatic patching of loaded SDK clients (instrument.js), and
 // recording from Node's HTTP client for SDKs bundled into the application (http.js).
 
-const { counters, inFlight, instrumentation, ingestedInto } = require('./state.js')
+const { counters, inFlight, instrumentation } = require('./state.js')
 const { recorderPlugin } = require('./plugin.js')
 const { instrumentSdkV3 } = require('./instrument.js')
 const { settleHttpCalls, httpLayerActive } = require('./http.js')
@@ -21,5 +21,4 @@ module.exports = {
   instrumentSdkV3,
   sdkV3Stats,
   settleHttpCalls,
-  ingestedInto,
 }

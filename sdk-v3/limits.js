@@ -3,7 +3,7 @@
 // The size limits aws-sdk v2 and botocore apply to CSM events, and the cut that keeps text valid.
 
 /** The SDKs' limit on one serialized event; larger events are dropped, as v2 and botocore do. */
-const MAX_EVENT_BYTES = 8 * 1024
+const { maxEventBytes: MAX_EVENT_BYTES } = require('../data/limits.json')
 /** v2 cuts a longer AWS_CSM_CLIENT_ID to this many characters. */
 const MAX_CLIENT_ID_LENGTH = 255
 /** Field lengths v2's publisher trims to (UTF-16 code units). */

@@ -15,7 +15,7 @@
 const { performance } = require('node:perf_hooks')
 const { resolveCsmConfig } = require('./config.js')
 const { MAX_EVENT_BYTES, limitFields } = require('./limits.js')
-const { counters, inFlight, instrumentation, pluginInvocations, markPluginInvocation, countIngested } = require('./state.js')
+const { counters, inFlight, instrumentation, pluginInvocations, markPluginInvocation } = require('./state.js')
 const { sendDatagram } = require('./udp.js')
 const { addResources } = require('./resources.js')
 const {
@@ -61,8 +61,8 @@ class Plugin {
     return this.csm
   }
 
-  /** Sends one event to `target`; `source` names the path that recorded it, for the per-path counts. */
-  deliver(event, target, source = 'plugin') {
+  /** Sends one event to `target`; `path` names the recording path, which the recorder counts. */
+  deliver(event, target, path = 'plugin') {
     event.ClientId = this.config().clientId
     const json = JSON.stringify(event)
     if (Buffer.byteLength(json) > MAX_EVENT_BYTES) {
@@ -74,9 +74,8 @@ class Plugin {
       sendDatagram(json, host, port)
       counters.sent++
     } else {
-      target.ingest(json)
+      target.ingest(json, path)
       counters.delivered++
-      countIngested(target, source, event.Type)
     }
   }
 

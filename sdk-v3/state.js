@@ -39,28 +39,7 @@ function markPluginInvocation(id) {
   pluginInvocations.add(id)
 }
 
-/** Events handed to each in-process recorder, by path: `{ plugin: {calls, attempts}, http: {...} }`. */
-const ingestedByRecorder = new WeakMap()
-
-function countIngested(recorder, source, type) {
-  let counts = ingestedByRecorder.get(recorder)
-  if (counts === undefined) {
-    counts = { plugin: { calls: 0, attempts: 0 }, http: { calls: 0, attempts: 0 } }
-    ingestedByRecorder.set(recorder, counts)
-  }
-  counts[source][type === 'ApiCall' ? 'calls' : 'attempts']++
-}
-
-/** What the plugin and the HTTP layer handed to `recorder` so far. */
-function ingestedInto(recorder) {
-  const counts = ingestedByRecorder.get(recorder)
-  return {
-    plugin: { ...(counts?.plugin ?? { calls: 0, attempts: 0 }) },
-    http: { ...(counts?.http ?? { calls: 0, attempts: 0 }) },
-  }
-}
-
 /** Calls the plugin recorded and that have not finished: the drain waits for these, not a fixed time. */
 const inFlight = { calls: 0 }
 
-module.exports = { counters, inFlight, instrumentation, pluginInvocations, markPluginInvocation, countIngested, ingestedInto }
+module.exports = { counters, inFlight, instrumentation, pluginInvocations, markPluginInvocation }

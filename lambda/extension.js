@@ -1,0 +1,91 @@
+'use strict'
+
+// Delivery after the response: the native addon registers as a Lambda internal extension and talks
+// to the Extensions API; this module decides whether to, and hands it each invocation.
+
+const { internalsOf } = require('../recorder.js')
+const { callsSent } = require('./calls.js')
+
+const EXTENSION_NAME = 'aws-api-call-recorder'
+/** The Extensions API is local; a registration slower than this is a broken environment. */
+const REGISTER_TIMEOUT_MS = 2000
+/** Lambda allows 500 ms after SIGTERM when only internal extensions are registered. */
+const SHUTDOWN_FLUSH_MS = 400
+/** The part of the shutdown budget that v3 calls still in flight may take. */
+const SHUTDOWN_DRAIN_MS = 25
+
+let registered = null // the recorder the process's extension delivers for
+let registrationTried = false
+
+/**
+ * Registers the internal extension for `recorder` when `wanted` and in Lambda; returns whether
+ * records of `recorder` are delivered after the response. Must run during init (module load).
+ */
+function deliverAfterResponse(recorder, { wanted, explicit }, warn) {
+  if (!wanted) return false
+  if (registered) return registered === recorder
+  const api = process.env.AWS_LAMBDA_RUNTIME_API
+  if (!api) {
+    if (explicit) warn('afterResponse applies in Lambda only; delivering before each response')
+    return false
+  }
+  if (registrationTried) return false
+  registrationTried = true
+  try {
+    internalsOf(recorder).native.registerExtension(api, EXTENSION_NAME, REGISTER_TIMEOUT_MS)
+  } catch (error) {
+    warn(`delivering before each response instead of after it: ${error && error.message}. ` +
+      'Wrap the handler at module load, so the recorder registers during init.')
+    return false
+  }
+  registered = recorder
+  flushOnShutdown(recorder, warn)
+  return true
+}
+
+/** Tells the extension the handler for Lambda request `awsRequestId` is running. */
+function invocationStarted(recorder, awsRequestId) {
+  internalsOf(recorder).native.invocationStarted(awsRequestId)
+}
+
+/**
+ * Hands invocation `id` to the extension, which proves its datagrams arrived (within `drainMs`),
+ * delivers its records and then lets Lambda freeze the environment.
+ */
+function releaseInvocation(recorder, id, awsRequestId, drainMs) {
+  internalsOf(recorder).native.releaseInvocation(id, awsRequestId, drainMs)
+}
+
+/** Records the extension could not deliver since the last call: `{ failed, records, error }`. */
+function takeUndelivered(recorder) {
+  return internalsOf(recorder).native.takeUndelivered()
+}
+
+/**
+ * At shutdown Lambda sends the runtime SIGTERM (it does so because an extension is registered);
+ * what is still buffered, such as calls made during init of an environment never invoked, is
+ * delivered then. The default action follows unless someone else listens for SIGTERM.
+ */
+function flushOnShutdown(recorder, warn) {
+  const onSigterm = () => {
+    process.removeListener('SIGTERM', onSigterm)
+    const exit = () => {
+      if (process.listenerCount('SIGTERM') === 0) process.kill(process.pid, 'SIGTERM')
+    }
+    // v3 calls still in flight get a little of the budget; the flush gets the rest.
+    const flushing = callsSent(SHUTDOWN_DRAIN_MS)
+      .then(() => recorder.flush({ drainMs: 0, timeoutMs: SHUTDOWN_FLUSH_MS - SHUTDOWN_DRAIN_MS }))
+    flushing.then((report) => {
+      // Failures after the last invocation's response have not been reported yet.
+      const earlier = takeUndelivered(recorder)
+      const failed = report.failed + earlier.failed
+      if (failed > 0) {
+        warn(`${failed} of ${report.records + earlier.records} recorded calls were not delivered: ` +
+          `${report.error ?? earlier.error}`)
+      }
+    }, (error) => warn(`flush at shutdown failed: ${error && error.message}`)).finally(exit)
+  }
+  process.on('SIGTERM', onSigterm)
+}
+
+module.exports = { deliverAfterResponse, invocationStarted, releaseInvocation, takeUndelivered }

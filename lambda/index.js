@@ -1,0 +1,98 @@
+'use strict'
+
+// ApiCallRecorder(handler, options): the options resolved, one recorder per address shared by every
+// wrapper of the process, the v3 SDK and resource instrumentation switched on, and the handler
+// wrapped in its shape (./handlers.js) around an invocation (./invocation.js).
+
+const sdkV3 = require('../sdk-v3/index.js')
+const { loadTable: loadResourceTable, setResourceRecording } = require('../sdk-v3/resources.js')
+const { instrumentSdkV2Resources } = require('../sdk-v2/resources.js')
+const { Recorder, FLAGS_FALL_BACK } = require('../recorder.js')
+const { resolveOptions, nativeOptions, warn } = require('../options.js')
+const { deliverAfterResponse } = require('./extension.js')
+const { FunctionRecording } = require('./invocation.js')
+const { wrapHandler } = require('./handlers.js')
+
+/**
+ * Wraps a Lambda handler so the AWS API calls it makes are recorded. Returns a handler that settles
+ * exactly as `handler` does; recording problems are logged, never thrown.
+ */
+function ApiCallRecorder(handler, options = {}) {
+  if (typeof handler !== 'function') {
+    throw new TypeError('ApiCallRecorder(handler, options): handler must be a function')
+  }
+  options = options ?? {}
+  const { resolved, warnings } = resolveOptions(options)
+  const { logger } = resolved
+  for (const message of warnings) warn(logger, message)
+  if (!resolved.enabled) return handler
+  // Bound now, at module load, so calls made during init are recorded too.
+  const recorder = acquireRecorder(options, logger)
+  if (!recorder) return handler
+  if (resolved.sdkV3) recordSdkV3(recorder, logger, resolved.sdkV3Http)
+  recordResources(resolved.resources, logger)
+  // In Lambda, records are delivered after the response by an internal extension, registered now
+  // (during init); elsewhere, or when that fails, before the handler's outcome is returned.
+  const afterResponse = deliverAfterResponse(recorder,
+    { wanted: resolved.afterResponse, explicit: options.afterResponse === true }, (message) => warn(logger, message))
+  return wrapHandler(handler, new FunctionRecording(recorder, logger, afterResponse))
+}
+
+// One receiver per address and process: a second wrapper on the same port shares the first's
+// recorder (and so its sink and settings) instead of failing to bind. address -> { recorder, options }
+const running = new Map()
+
+/** The options that shape a recorder, as comparable text. */
+function recorderSettings(options) {
+  const settings = nativeOptions(options)
+  return JSON.stringify(Object.keys(settings).sort().map((key) => [key, settings[key]]))
+}
+
+function acquireRecorder(options, logger) {
+  let recorder
+  try {
+    // Calls made before the first invocation are the function's init phase, unless told otherwise.
+    recorder = new Recorder({ ...options, logger, initPhase: options.initPhase ?? true, [FLAGS_FALL_BACK]: true })
+    const key = recorder.bindAddress
+    const shared = running.get(key)
+    if (shared && !key.endsWith(':0')) {
+      if (recorderSettings(options) !== recorderSettings(shared.options)) {
+        warn(logger, `another ApiCallRecorder already records on ${key}; this one shares it, and the ` +
+          `first one's options win: ${JSON.stringify(nativeOptions(shared.options))} ` +
+          `(these were given here: ${JSON.stringify(nativeOptions(options))})`)
+      }
+      return shared.recorder
+    }
+    recorder.start()
+    running.set(key, { recorder, options })
+    return recorder
+  } catch (error) {
+    const code = error && error.code ? ` (${error.code})` : ''
+    warn(logger, `not recording: ${error && error.message}${code}. The handler runs unchanged.`)
+    return null
+  }
+}
+
+/** Points the automatic v3 SDK instrumentation (../sdk-v3/) at this recorder. */
+function recordSdkV3(recorder, logger, http) {
+  try {
+    sdkV3.instrumentSdkV3({ recorder, http })
+  } catch (error) {
+    warn(logger, `calls of the v3 SDK (@aws-sdk/*) are not recorded: ${error && error.message}`)
+  }
+}
+
+/** Whether calls record the resources they name, for the whole process. */
+function recordResources(on, logger) {
+  setResourceRecording(on)
+  if (!on) return
+  try {
+    instrumentSdkV2Resources()
+    // The resource table is read now, at init, not in the first recorded call.
+    loadResourceTable()
+  } catch (error) {
+    warn(logger, `calls are recorded without their resources: ${error && error.message}`)
+  }
+}
+
+module.exports = { ApiCallRecorder }

@@ -1,0 +1,183 @@
+'use strict'
+
+// Recorder: the native recorder (./binding.js) for scripts and tools. The receiving, parsing,
+// counting and delivery run in the addon, off the JS thread; this class only forwards, and tells
+// the logger once about traffic it could not use.
+
+const { nativeOptions, warn } = require('./options.js')
+const { maxEventBytes } = require('./data/limits.json')
+
+/** Thrown when the addon does not load on this platform (the native codes come from Rust). */
+const NATIVE_LOAD_ERROR = 'ERR_RECORDER_NATIVE_LOAD'
+
+let binding
+let bindingError
+
+function loadBinding() {
+  if (!binding && !bindingError) {
+    try {
+      binding = require('./binding.js')
+    } catch (error) {
+      bindingError = error
+    }
+  }
+  if (bindingError) {
+    const error = new Error(`cannot load the native recorder: ${bindingError.message}`)
+    error.code = NATIVE_LOAD_ERROR
+    error.cause = bindingError
+    throw error
+  }
+  return binding
+}
+
+/**
+ * `{ native, report }` behind each Recorder: the Lambda side (lambda/) hands invocations to the
+ * extension through the native recorder, and reports losses after delivering.
+ */
+const internals = new WeakMap()
+
+/** Counts already told to the logger, so each loss is reported once. */
+class LossReport {
+  #skipped = 0
+  #dropped = 0
+
+  /** Warns about what `stats` counts beyond what was already reported. */
+  update(stats, logger) {
+    const skipped = stats.malformed + stats.oversized
+    if (skipped > this.#skipped) {
+      warn(logger, `${skipped - this.#skipped} datagrams were not CSM events and were skipped ` +
+        `(${stats.malformed} malformed, ${stats.oversized} over ${maxEventBytes / 1024} KiB in total)`)
+    }
+    if (stats.dropped > this.#dropped) {
+      warn(logger, `${stats.dropped - this.#dropped} calls were dropped because the buffer was full`)
+    }
+    this.#skipped = skipped
+    this.#dropped = stats.dropped
+  }
+}
+
+/** Records the AWS API calls of this process that SDKs report through Client-Side Monitoring. */
+class Recorder {
+  #native
+  #logger
+  #losses = new LossReport()
+
+  constructor(options = {}) {
+    const { NativeRecorder } = loadBinding()
+    options = options ?? {}
+    this.#native = new NativeRecorder(nativeOptions(options), options[FLAGS_FALL_BACK] === true)
+    this.#logger = options.logger ?? console
+    internals.set(this, { native: this.#native, reportLosses: () => this.#reportLosses() })
+  }
+
+  /** Binds the UDP port and starts receiving. Returns the bound `host:port`. */
+  start() {
+    const address = this.#native.start()
+    for (const message of this.#native.warnings) warn(this.#logger, message)
+    return address
+  }
+
+  /** Takes in what is queued and closes the socket. Buffered records stay for `flush()`. */
+  async stop() {
+    await this.#native.stop()
+    this.#reportLosses()
+  }
+
+  /** Waits `drainMs` for late datagrams, then delivers the buffer to the sink. */
+  async flush({ drainMs, timeoutMs } = {}) {
+    const report = await this.#native.flush(drainMs, timeoutMs)
+    this.#reportLosses()
+    return report
+  }
+
+  /** Counters since the recorder was created, with what each recording path took in. */
+  stats() {
+    return this.#native.stats()
+  }
+
+  /** Warns once through the logger about datagrams skipped and calls dropped since it last did. */
+  #reportLosses() {
+    this.#losses.update(this.#native.stats(), this.#logger)
+  }
+
+  /** The records buffered and not yet flushed, oldest first. */
+  records() {
+    return JSON.parse(this.#native.recordsJson())
+  }
+
+  /** Removes the buffered records and returns them, oldest first. */
+  takeRecords() {
+    return JSON.parse(this.#native.takeRecords(false).json)
+  }
+
+  /** Removes the buffered records and returns them with their CSV rows, written natively. */
+  takeRecordsWithCsv() {
+    const { json, csvRows } = this.#native.takeRecords(true)
+    return { records: JSON.parse(json), csvRows }
+  }
+
+  /** Takes in one CSM event (a JSON string), as if it had been received; `path` is how it was made. */
+  ingest(eventJson, path) {
+    this.#native.ingest(eventJson, path)
+  }
+
+  /** Attributes records received from now on to this invocation. Returns an id for `finishInvocation`. */
+  beginInvocation(info = {}) {
+    return this.#native.beginInvocation(info)
+  }
+
+  /** Drains, ends the invocation and flushes. */
+  async finishInvocation(id, { drainMs, timeoutMs } = {}) {
+    const report = await this.#native.finishInvocation(id, drainMs, timeoutMs)
+    this.#reportLosses()
+    return report
+  }
+
+  /**
+   * Ends the invocation once the datagrams already sent have arrived (a barrier, at most `drainMs`),
+   * then flushes. Call it once the calls' events are sent (after a turn of the event loop).
+   */
+  async settleInvocation(id, { drainMs, timeoutMs } = {}) {
+    const report = await this.#native.settleInvocation(id, drainMs, timeoutMs)
+    this.#reportLosses()
+    return report
+  }
+
+  /** The configured drain bound, in milliseconds. */
+  get drainMs() {
+    return this.#native.drainMs
+  }
+
+  /** The bound `host:port`, or null when not running. */
+  get address() {
+    return this.#native.address
+  }
+
+  /** The address `start()` binds. */
+  get bindAddress() {
+    return this.#native.bindAddress
+  }
+
+  /** `firehose`, `file`, `stdout` or `none`. */
+  get sink() {
+    return this.#native.sink
+  }
+}
+
+/**
+ * An option the wrapper sets: a boolean variable that holds no boolean takes its default with a
+ * warning instead of failing the recorder (a typo must not stop recording).
+ */
+const FLAGS_FALL_BACK = Symbol('flagsFallBack')
+
+/** The native recorder of `recorder`, and its loss report (`reportLosses()`). */
+function internalsOf(recorder) {
+  return internals.get(recorder)
+}
+
+/** Every `err.code` a Recorder throws with. */
+function errorCodes() {
+  return [...loadBinding().errorCodes(), NATIVE_LOAD_ERROR]
+}
+
+module.exports = { Recorder, FLAGS_FALL_BACK, internalsOf, errorCodes, NATIVE_LOAD_ERROR }
