@@ -8,7 +8,7 @@ import { freeUdpPort } from './helpers/ports.mjs'
 import { lambdaContext, memoryLogger } from './helpers/lambda.mjs'
 
 const require = createRequire(import.meta.url)
-const lambda = require('../lambda.js')
+const lambda = require('../lambda/runtime.js')
 const STREAMING = Symbol.for('aws.lambda.runtime.handler.streaming')
 const HIGH_WATER_MARK = Symbol.for('aws.lambda.runtime.handler.streaming.highWaterMark')
 

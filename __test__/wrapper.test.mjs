@@ -54,6 +54,21 @@ test('an async result is returned as the same object, and calls made during it a
   assert.deepEqual(logger.warnings, [])
 })
 
+test('consecutive invocations: each record carries its own invocation\'s awsRequestId and coldStart', async () => {
+  const { wrapped, port, file, logger } = await recording(async (event) => {
+    await sendDatagrams(port, corpus.slice(0, event.calls))
+    return event.calls
+  })
+  const contexts = [lambdaContext(), lambdaContext(), lambdaContext()]
+  const calls = [2, 4, 1]
+  for (const [i, context] of contexts.entries()) assert.equal(await wrapped({ calls: calls[i] }, context), calls[i])
+  const records = readJsonl(file)
+  assert.deepEqual(records.map((r) => r.awsRequestId), contexts.flatMap((c, i) => Array(calls[i]).fill(c.awsRequestId)))
+  assert.deepEqual(records.map((r) => r.coldStart), calls.flatMap((n, i) => Array(n).fill(i === 0)))
+  assert.ok(records.every((r) => r.phase === 'invoke' && r.functionName === 'recorder-test'))
+  assert.deepEqual(logger.warnings, [])
+})
+
 test('a thrown error is rethrown as the same value, even a falsy one, after flushing', async () => {
   const error = new Error('boom')
   const { wrapped, port, file } = await recording(async () => {
