@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 
 use crate::config::ConfigError;
-use crate::extension::ExtensionError;
 
 /// Every stable code an error of the recorder carries; the one list the docs are checked against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +41,11 @@ impl AsRef<str> for ErrorCode {
     }
 }
 
+/// An error with a stable code.
+pub trait Coded: std::error::Error {
+    fn code(&self) -> ErrorCode;
+}
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RecorderError {
@@ -53,13 +57,10 @@ pub enum RecorderError {
         #[source]
         source: std::io::Error,
     },
-    #[error(transparent)]
-    Extension(#[from] ExtensionError),
 }
 
-impl RecorderError {
-    /// A stable, machine-readable code.
-    pub fn code(&self) -> ErrorCode {
+impl Coded for RecorderError {
+    fn code(&self) -> ErrorCode {
         match self {
             RecorderError::Config(_) => ErrorCode::Config,
             RecorderError::Bind { source, .. }
@@ -68,7 +69,6 @@ impl RecorderError {
                 ErrorCode::PortInUse
             }
             RecorderError::Bind { .. } => ErrorCode::Bind,
-            RecorderError::Extension(_) => ErrorCode::Extension,
         }
     }
 }

@@ -21,6 +21,7 @@ use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 use tokio::sync::Notify;
 
+use crate::error::{Coded, ErrorCode};
 use crate::recorder::{FlushReport, Recorder};
 
 /// Kept back from an invocation's deadline: the extension has asked for the next event by then.
@@ -59,6 +60,12 @@ pub enum ExtensionError {
     Address(String),
     #[error("the recorder's runtime is gone")]
     RuntimeGone,
+}
+
+impl Coded for ExtensionError {
+    fn code(&self) -> ErrorCode {
+        ErrorCode::Extension
+    }
 }
 
 /// What the extension hears from the wrapper: invocation `invocation` (the recorder's id) of Lambda

@@ -4,6 +4,7 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use aws_api_call_recorder::attribution::InvocationInfo;
+use aws_api_call_recorder::error::Coded;
 use aws_api_call_recorder::{FlushOptions, Recorder, RecorderConfig, RecorderOptions, Whole};
 use serde_json::Value;
 

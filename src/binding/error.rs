@@ -2,10 +2,9 @@
 
 use napi_derive::napi;
 
-use crate::error::{ErrorCode, RecorderError};
+use crate::error::{Coded, ErrorCode};
 
-pub fn to_napi(error: impl Into<RecorderError>) -> napi::Error<ErrorCode> {
-    let error = error.into();
+pub fn to_napi(error: impl Coded) -> napi::Error<ErrorCode> {
     napi::Error::new(error.code(), error.to_string())
 }
 

@@ -17,7 +17,7 @@ use napi_derive::napi;
 use self::error::to_napi;
 use self::options::{FlushReport, InvocationInfo, RecorderStats, millis};
 use crate::config::{RecorderConfig, UnrecognisedFlag, Whole};
-use crate::error::ErrorCode;
+use crate::error::{ErrorCode, RecorderError};
 use crate::record::Record;
 use crate::recorder::{FlushOptions, Recorder};
 use crate::stats::RecordingPath;
@@ -54,7 +54,8 @@ impl NativeRecorder {
             Some(true) => UnrecognisedFlag::FallsBack,
             _ => UnrecognisedFlag::Fails,
         };
-        let config = RecorderConfig::from_options(options, unrecognised_flag).map_err(to_napi)?;
+        let config = RecorderConfig::from_options(options, unrecognised_flag)
+            .map_err(|e| to_napi(RecorderError::from(e)))?;
         let runtime = within_runtime_if_available(tokio::runtime::Handle::current);
         Ok(NativeRecorder {
             inner: Arc::new(Recorder::on_runtime(config, runtime)),
