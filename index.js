@@ -5,7 +5,7 @@
 // (./binding.js), off the JS thread; this module decides when to start, attribute and flush.
 
 const sdkV3 = require('./sdk-v3/index.js')
-const { noteLambdaContext, loadTable: loadResourceTable, setResourceRecording } = require('./sdk-v3/resources.js')
+const { noteLambdaContext, loadTable: loadResourceTable, setResourceRecording } = require('./iam/resources.js')
 const { instrumentSdkV2Resources } = require('./sdk-v2/resources.js')
 const lambda = require('./lambda.js')
 

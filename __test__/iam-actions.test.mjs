@@ -13,7 +13,9 @@ import { fileURLToPath } from 'node:url'
 const require = createRequire(import.meta.url)
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const TABLE = path.join(ROOT, 'data', 'iam-actions.jsonl')
-const { resourcesFor, operationActions, addResources, MAX_IDENTIFIER_LENGTH } = require('../sdk-v3/resources.js')
+const { resourcesFor, addResources } = require('../iam/resources.js')
+const { operationActions } = require('../iam/table.js')
+const { MAX_IDENTIFIER_LENGTH } = require('../iam/input.js')
 
 const SERVICES = [
   's3', 'dynamodb', 'sqs', 'sns', 'lambda', 'sts', 'iam', 'secretsmanager', 'ssm', 'kms',

@@ -7,7 +7,8 @@
 // alone (botocore, the aws CLI, Go, Java, aws-sdk v2 in another process) name no resource, so their
 // actions are granted on "*" and reported.
 
-const { operationActions, conditionHolds, isDocumentedAction } = require('../sdk-v3/resources.js')
+const { operationActions, isDocumentedAction } = require('../iam/table.js')
+const { conditionHolds } = require('../iam/input.js')
 
 const ACTION = /^[a-z0-9-]+:[A-Za-z0-9*?-]+$/
 const ACCOUNT_ID = /^\d{12}$/
