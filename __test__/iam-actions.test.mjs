@@ -176,6 +176,21 @@ describe('resources from a call\'s input', () => {
     assert.equal(resourcesFor('No Such Service', 'Thing', {}, where), undefined)
   })
 
+  test('a secret named by name ends in Secrets Manager\'s -?????? suffix; one named by ARN keeps its own', () => {
+    const secret = (input, account) => resourcesFor('Secrets Manager', 'GetSecretValue', input, { ...where, account })['secretsmanager:GetSecretValue']
+    // The ARN of a secret ends in "-" and six random characters: without them, the grant matches nothing.
+    assert.deepEqual(secret({ SecretId: 'db-password' }, '111122223333'),
+      ['arn:aws:secretsmanager:us-west-2:111122223333:secret:db-password-??????'])
+    assert.deepEqual(secret({ SecretId: 'prod/db' }), ['arn:aws:secretsmanager:us-west-2:*:secret:prod/db-??????'])
+    assert.deepEqual(secret({ SecretId: 'arn:aws:secretsmanager:us-west-2:111122223333:secret:db-password-AbCdEf' }),
+      ['arn:aws:secretsmanager:us-west-2:111122223333:secret:db-password-AbCdEf'])
+    // The same through the record the plugin and the aws-sdk v2 hook write.
+    const event = { Type: 'ApiCall', Service: 'Secrets Manager', Api: 'PutSecretValue', Region: 'us-west-2' }
+    addResources(event, { SecretId: 'api-key', SecretString: 'the secret value' })
+    assert.deepEqual(event.Resources, { 'secretsmanager:PutSecretValue': ['arn:aws:secretsmanager:us-west-2:*:secret:api-key-??????'] })
+    assert.ok(!JSON.stringify(event).includes('the secret value'))
+  })
+
   test('partitions follow the region; an unknown region is "*"', () => {
     assert.deepEqual(resourcesFor('DynamoDB', 'GetItem', { TableName: 't' }, { region: 'cn-north-1', account: '111122223333' }),
       { 'dynamodb:GetItem': ['arn:aws-cn:dynamodb:cn-north-1:111122223333:table/t'] })
