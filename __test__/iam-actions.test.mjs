@@ -16,6 +16,7 @@ const TABLE = path.join(ROOT, 'data', 'iam-actions.jsonl')
 const { resourcesFor, addResources } = require('../iam/resources.js')
 const { operationActions } = require('../iam/table.js')
 const { MAX_IDENTIFIER_LENGTH } = require('../iam/input.js')
+const { openIndexedLines } = require('../data/indexed-lines.js')
 
 const SERVICES = [
   's3', 'dynamodb', 'sqs', 'sns', 'lambda', 'sts', 'iam', 'secretsmanager', 'ssm', 'kms',
@@ -138,6 +139,19 @@ describe('the mapping against botocore and the IAM definition', () => {
     assert.match(table.sources.policySentry.license, /^MIT License/)
     assert.match(table.description, /scripts\/generate-iam-actions\.py/)
     assert.ok(fs.statSync(TABLE).size < 2 * 1024 * 1024, `${fs.statSync(TABLE).size} bytes`)
+  })
+
+  test('every service is found at its indexed line, and every alias names a service', () => {
+    const table = openIndexedLines('iam-actions.jsonl')
+    const lines = fs.readFileSync(TABLE, 'utf8').trimEnd().split('\n')
+    assert.equal(table.keys().length, lines.length - 1)
+    for (const key of table.keys()) {
+      // entry() reads the line at the indexed offset and checks it is that service's.
+      const entry = table.entry(key)
+      assert.match(entry.prefix, /^[a-z0-9-]+$/, key)
+      assert.equal(typeof entry.operations, 'object', key)
+    }
+    for (const [alias, key] of Object.entries(table.header.aliases)) assert.ok(table.has(key), `${alias} -> ${key}`)
   })
 })
 

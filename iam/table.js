@@ -1,30 +1,21 @@
 'use strict'
 
 // The IAM actions of AWS operations, from the generated table data/iam-actions.jsonl (see
-// scripts/generate-iam-actions.py): its header and each service's line kept as text until it is
-// looked up (parsing all of it would cost a cold start tens of milliseconds; one service takes well
-// under one).
+// scripts/generate-iam-actions.py): its header is read on first use, each service's line when that
+// service is first looked up.
 
-const fs = require('node:fs')
-const path = require('node:path')
+const { openIndexedLines } = require('../data/indexed-lines.js')
 
-const TABLE_FILE = path.join(__dirname, '..', 'data', 'iam-actions.jsonl')
+const TABLE_FILE = 'iam-actions.jsonl'
 
 let table
 let tableError
 
-/** Reads the table; throws why it cannot be read, every time it is asked. */
+/** Opens the table (its header: a small read); throws why it cannot be read, every time it is asked. */
 function loadTable() {
   if (table === undefined && tableError === undefined) {
     try {
-      const lines = fs.readFileSync(TABLE_FILE, 'utf8').split('\n')
-      const header = JSON.parse(lines[0])
-      const lineOf = new Map()
-      for (let i = 1; i < lines.length; i++) {
-        const match = /^\{"service":"([^"]+)"/.exec(lines[i])
-        if (match) lineOf.set(match[1], lines[i])
-      }
-      table = { header, lineOf, services: new Map() }
+      table = openIndexedLines(TABLE_FILE)
     } catch (error) {
       tableError = error
     }
@@ -38,24 +29,14 @@ function normalize(name) {
   return name.toLowerCase().replace(/[^a-z0-9]/g, '')
 }
 
-function parsedService(data, key) {
-  if (key === undefined) return undefined
-  let entry = data.services.get(key)
-  if (entry === undefined) {
-    const line = data.lineOf.get(key)
-    if (line === undefined) return undefined
-    entry = JSON.parse(line)
-    data.services.set(key, entry)
-  }
-  return entry
-}
-
 /** The table's entry of a service, by serviceId (CSM `Service`), SDK class name or endpoint prefix. */
 function serviceEntry(service) {
   if (typeof service !== 'string' || service === '') return undefined
-  const data = loadTable()
+  const lines = loadTable()
   const key = normalize(service)
-  return parsedService(data, key) ?? parsedService(data, Object.hasOwn(data.header.aliases, key) ? data.header.aliases[key] : undefined)
+  if (lines.has(key)) return lines.entry(key)
+  const { aliases } = lines.header
+  return Object.hasOwn(aliases, key) ? lines.entry(aliases[key]) : undefined
 }
 
 /**
