@@ -202,6 +202,36 @@ test('the Action of a form body is read across chunks, and the body goes out unc
   assert.equal(received.at(-1), body.join(''))
 })
 
+test('node:http is left for the program to load, and the form of its first request is still read', () => {
+  // In a fresh process the recorder starts first; the program then loads Node's HTTP client itself.
+  const script = `
+    const { Recorder, instrumentSdkV3 } = require(${JSON.stringify(path.join(ROOT, 'index.js'))})
+    const recorder = new Recorder({ port: 0, sink: 'none' })
+    recorder.start()
+    instrumentSdkV3({ recorder, http: true })
+    const loadedByRecorder = process.moduleLoadList.includes('NativeModule _http_client')
+    const http = require('node:http')
+    const server = http.createServer((request, response) => {
+      request.resume()
+      request.on('end', () => response.end('<Ok/>'))
+    })
+    server.listen(0, '127.0.0.1', () => {
+      const headers = { ...${JSON.stringify(v3Headers('sts', 'sts', 'first-form'))}, 'content-type': 'application/x-www-form-urlencoded' }
+      const request = http.request({ host: '127.0.0.1', port: server.address().port, method: 'POST', path: '/', headers }, (response) => {
+        response.resume()
+        response.on('end', () => {
+          const calls = recorder.takeRecords().filter((r) => r.Type === 'ApiCall').map((r) => [r.Service, r.Api])
+          process.stdout.write(JSON.stringify({ loadedByRecorder, calls }))
+          server.close()
+          recorder.stop()
+        })
+      })
+      request.end('Action=GetCallerIdentity&Version=2011-06-15')
+    })`
+  const out = JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20_000 }))
+  assert.deepEqual(out, { loadedByRecorder: false, calls: [['STS', 'GetCallerIdentity']] })
+})
+
 test('requests without the v3 SDK invocation id (aws-sdk v2, other HTTP) are not recorded', async () => {
   await send({ headers: { 'user-agent': 'aws-sdk-nodejs/2.1693.0 linux/v20', authorization: v3Headers('sts', 'sts', 'x').authorization }, chunks: ['Action=GetCallerIdentity'] })
   await send({ method: 'GET', path: '/health' })
