@@ -13,7 +13,10 @@ import { fileURLToPath } from 'node:url'
 const require = createRequire(import.meta.url)
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const TABLE = path.join(ROOT, 'data', 'iam-actions.jsonl')
-const { resourcesFor, operationActions, addResources, MAX_IDENTIFIER_LENGTH } = require('../sdk-v3/resources.js')
+const { resourcesFor, addResources } = require('../iam/resources.js')
+const { operationActions } = require('../iam/table.js')
+const { MAX_IDENTIFIER_LENGTH } = require('../iam/input.js')
+const { openIndexedLines } = require('../data/indexed-lines.js')
 
 const SERVICES = [
   's3', 'dynamodb', 'sqs', 'sns', 'lambda', 'sts', 'iam', 'secretsmanager', 'ssm', 'kms',
@@ -137,6 +140,19 @@ describe('the mapping against botocore and the IAM definition', () => {
     assert.match(table.description, /scripts\/generate-iam-actions\.py/)
     assert.ok(fs.statSync(TABLE).size < 2 * 1024 * 1024, `${fs.statSync(TABLE).size} bytes`)
   })
+
+  test('every service is found at its indexed line, and every alias names a service', () => {
+    const table = openIndexedLines('iam-actions.jsonl')
+    const lines = fs.readFileSync(TABLE, 'utf8').trimEnd().split('\n')
+    assert.equal(table.keys().length, lines.length - 1)
+    for (const key of table.keys()) {
+      // entry() reads the line at the indexed offset and checks it is that service's.
+      const entry = table.entry(key)
+      assert.match(entry.prefix, /^[a-z0-9-]+$/, key)
+      assert.equal(typeof entry.operations, 'object', key)
+    }
+    for (const [alias, key] of Object.entries(table.header.aliases)) assert.ok(table.has(key), `${alias} -> ${key}`)
+  })
 })
 
 describe('resources from a call\'s input', () => {
@@ -172,6 +188,21 @@ describe('resources from a call\'s input', () => {
     assert.deepEqual(resourcesFor('DynamoDB', 'PutItem', {}, where), { 'dynamodb:PutItem': ['*'] })
     assert.equal(resourcesFor('STS', 'GetCallerIdentity', {}, where), undefined)
     assert.equal(resourcesFor('No Such Service', 'Thing', {}, where), undefined)
+  })
+
+  test('a secret named by name ends in Secrets Manager\'s -?????? suffix; one named by ARN keeps its own', () => {
+    const secret = (input, account) => resourcesFor('Secrets Manager', 'GetSecretValue', input, { ...where, account })['secretsmanager:GetSecretValue']
+    // The ARN of a secret ends in "-" and six random characters: without them, the grant matches nothing.
+    assert.deepEqual(secret({ SecretId: 'db-password' }, '111122223333'),
+      ['arn:aws:secretsmanager:us-west-2:111122223333:secret:db-password-??????'])
+    assert.deepEqual(secret({ SecretId: 'prod/db' }), ['arn:aws:secretsmanager:us-west-2:*:secret:prod/db-??????'])
+    assert.deepEqual(secret({ SecretId: 'arn:aws:secretsmanager:us-west-2:111122223333:secret:db-password-AbCdEf' }),
+      ['arn:aws:secretsmanager:us-west-2:111122223333:secret:db-password-AbCdEf'])
+    // The same through the record the plugin and the aws-sdk v2 hook write.
+    const event = { Type: 'ApiCall', Service: 'Secrets Manager', Api: 'PutSecretValue', Region: 'us-west-2' }
+    addResources(event, { SecretId: 'api-key', SecretString: 'the secret value' })
+    assert.deepEqual(event.Resources, { 'secretsmanager:PutSecretValue': ['arn:aws:secretsmanager:us-west-2:*:secret:api-key-??????'] })
+    assert.ok(!JSON.stringify(event).includes('the secret value'))
   })
 
   test('partitions follow the region; an unknown region is "*"', () => {

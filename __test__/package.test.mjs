@@ -76,9 +76,11 @@ test('npm run layer builds a runtime-only layer that loads and records', () => {
   assert.ok(entries.includes(`${prefix}api-call-recorder.linux-x64-gnu.node`))
   assert.ok(entries.includes(`${prefix}index.js`))
   assert.deepEqual(entries.filter((e) => /\.(rs|ts|md|toml)$|__test__|\/scripts\//.test(e)), [], 'runtime files only')
-  // What the wrapper reads at run time: the operation table of bundled SDKs, the IAM action table.
-  assert.ok(entries.includes(`${prefix}sdk-v3/aws-operations.json`))
-  assert.ok(entries.includes(`${prefix}data/iam-actions.jsonl`))
+  // What the wrapper reads at run time: the IAM model, the operation table of bundled SDKs, the IAM
+  // action table, and their reader.
+  for (const file of ['iam/resources.js', 'iam/table.js', 'iam/input.js', 'data/indexed-lines.js', 'data/aws-operations.jsonl', 'data/iam-actions.jsonl']) {
+    assert.ok(entries.includes(`${prefix}${file}`), file)
+  }
   const opt = path.join(dir, 'opt')
   execFileSync('python3', ['-m', 'zipfile', '-e', zip, opt])
   // Lambda puts /opt/nodejs/node_modules on NODE_PATH for layers.

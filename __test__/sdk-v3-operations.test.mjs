@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url'
 const require = createRequire(import.meta.url)
 const ROOT = path.dirname(path.dirname(fileURLToPath(import.meta.url)))
 const { identifyService, identifyOperation } = require('../sdk-v3/operations.js')
+const { openIndexedLines } = require('../data/indexed-lines.js')
 const { regionFromHostname } = require('../sdk-v3/fields.js')
 const { Recorder, instrumentSdkV3 } = require('../index.js')
 const { sdkV3Stats, settleHttpCalls } = require('../sdk-v3/index.js')
@@ -87,13 +88,21 @@ test('JSON, query and RPC v2 protocols name the operation in the request', () =>
   assert.equal(op('S3', 'PATCH', '/bucket/key', { formAction: 'DeleteBucket' }), undefined)
 })
 
-test('every binding in the table reads as method, path pattern, operation', () => {
-  const { services, botocoreVersion } = JSON.parse(fs.readFileSync(path.join(ROOT, 'sdk-v3', 'aws-operations.json'), 'utf8'))
-  assert.ok(Object.keys(services).length > 300, 'all of botocore, not a sample')
+test('every binding in the table reads as method, path pattern, operation, found at its indexed line', () => {
+  const table = openIndexedLines('aws-operations.jsonl')
+  const { services, botocoreVersion } = table.header
+  assert.ok(services.length > 300, 'all of botocore, not a sample')
+  assert.ok(table.keys().length > 200, 'every REST service')
   assert.match(botocoreVersion, /^\d+\.\d+\.\d+$/)
-  for (const [serviceId, entry] of Object.entries(services)) {
-    assert.equal(typeof entry.signingName, 'string', serviceId)
-    for (const line of entry.rest ?? []) {
+  for (const [serviceId, signingName, targetPrefix] of services) {
+    assert.equal(typeof signingName, 'string', serviceId)
+    assert.ok(targetPrefix === undefined || typeof targetPrefix === 'string', serviceId)
+  }
+  const serviceIds = new Set(services.map(([serviceId]) => serviceId))
+  for (const serviceId of table.keys()) {
+    assert.ok(serviceIds.has(serviceId), serviceId)
+    // entry() reads the line at the indexed offset and checks it is that service's.
+    for (const line of table.entry(serviceId).rest) {
       assert.match(line, /^(GET|PUT|POST|DELETE|HEAD|PATCH|OPTIONS) \/\S* [A-Za-z0-9]+( [qh]:\S+)*$/, `${serviceId}: ${line}`)
     }
   }
@@ -102,15 +111,16 @@ test('every binding in the table reads as method, path pattern, operation', () =
 test('the committed table is what the script writes from the installed botocore', (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'acr-ops-'))
   try {
-    const out = path.join(dir, 'ops.json')
+    const out = path.join(dir, 'ops.jsonl')
     execFileSync('python3', [path.join(ROOT, 'scripts', 'generate-aws-operations.py'), out], { stdio: 'pipe' })
-    const fresh = JSON.parse(fs.readFileSync(out, 'utf8'))
-    const committed = JSON.parse(fs.readFileSync(path.join(ROOT, 'sdk-v3', 'aws-operations.json'), 'utf8'))
-    if (fresh.botocoreVersion !== committed.botocoreVersion) {
-      t.skip(`botocore ${fresh.botocoreVersion} is installed, the table is from ${committed.botocoreVersion}`)
+    const fresh = fs.readFileSync(out, 'utf8')
+    const committed = fs.readFileSync(path.join(ROOT, 'data', 'aws-operations.jsonl'), 'utf8')
+    const version = (text) => JSON.parse(text.slice(0, text.indexOf('\n'))).botocoreVersion
+    if (version(fresh) !== version(committed)) {
+      t.skip(`botocore ${version(fresh)} is installed, the table is from ${version(committed)}`)
       return
     }
-    assert.deepEqual(fresh, committed)
+    assert.equal(fresh, committed)
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
   }
@@ -190,6 +200,36 @@ test('the Action of a form body is read across chunks, and the body goes out unc
   const calls = recorder.takeRecords().filter((r) => r.Type === 'ApiCall')
   assert.deepEqual(calls.map((r) => [r.Service, r.Api]), [['STS', 'GetCallerIdentity']])
   assert.equal(received.at(-1), body.join(''))
+})
+
+test('node:http is left for the program to load, and the form of its first request is still read', () => {
+  // In a fresh process the recorder starts first; the program then loads Node's HTTP client itself.
+  const script = `
+    const { Recorder, instrumentSdkV3 } = require(${JSON.stringify(path.join(ROOT, 'index.js'))})
+    const recorder = new Recorder({ port: 0, sink: 'none' })
+    recorder.start()
+    instrumentSdkV3({ recorder, http: true })
+    const loadedByRecorder = process.moduleLoadList.includes('NativeModule _http_client')
+    const http = require('node:http')
+    const server = http.createServer((request, response) => {
+      request.resume()
+      request.on('end', () => response.end('<Ok/>'))
+    })
+    server.listen(0, '127.0.0.1', () => {
+      const headers = { ...${JSON.stringify(v3Headers('sts', 'sts', 'first-form'))}, 'content-type': 'application/x-www-form-urlencoded' }
+      const request = http.request({ host: '127.0.0.1', port: server.address().port, method: 'POST', path: '/', headers }, (response) => {
+        response.resume()
+        response.on('end', () => {
+          const calls = recorder.takeRecords().filter((r) => r.Type === 'ApiCall').map((r) => [r.Service, r.Api])
+          process.stdout.write(JSON.stringify({ loadedByRecorder, calls }))
+          server.close()
+          recorder.stop()
+        })
+      })
+      request.end('Action=GetCallerIdentity&Version=2011-06-15')
+    })`
+  const out = JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20_000 }))
+  assert.deepEqual(out, { loadedByRecorder: false, calls: [['STS', 'GetCallerIdentity']] })
 })
 
 test('requests without the v3 SDK invocation id (aws-sdk v2, other HTTP) are not recorded', async () => {

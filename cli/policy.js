@@ -7,11 +7,13 @@
 // alone (botocore, the aws CLI, Go, Java, aws-sdk v2 in another process) name no resource, so their
 // actions are granted on "*" and reported.
 
-const { operationActions, conditionHolds, isDocumentedAction } = require('../sdk-v3/resources.js')
+const { operationActions, isDocumentedAction } = require('../iam/table.js')
+const { conditionHolds } = require('../iam/input.js')
 
 const ACTION = /^[a-z0-9-]+:[A-Za-z0-9*?-]+$/
 const ACCOUNT_ID = /^\d{12}$/
 const MAX_CALLS_LISTED = 5
+const MAX_ARNS_LISTED = 3
 /** IAM's limit on one ARN in a policy. */
 const MAX_ARN_LENGTH = 2048
 
@@ -69,8 +71,8 @@ function commonPattern(arns) {
  * answered 404 still needs its permission).
  * @param {Iterable<object>} records
  * @param {{ accountId?: string, maxResources?: number }} options
- * @returns {{ policy: object, calls: number, unmapped: object[], wildcards: object[], collapsed: object[],
- *   notes: string[], unknownAccount: number }}
+ * @returns {{ policy: object, calls: number, unmapped: object[], wildcards: object[], widened: object[],
+ *   collapsed: object[], notes: string[], unknownAccount: number }}
  */
 function buildPolicy(records, { accountId, maxResources } = {}) {
   if (accountId !== undefined && !ACCOUNT_ID.test(accountId)) throw new Error(`account id must be 12 digits, not "${accountId}"`)
@@ -147,10 +149,14 @@ function buildPolicy(records, { accountId, maxResources } = {}) {
 
   // Per action: the ARNs, "*" alone when any call needed it, collapsed past maxResources.
   const wildcards = new Map()
+  /** Actions granted "*" although some calls named their resources: naming only those would deny the others. */
+  const widened = []
   const collapsed = []
   const resourcesOf = new Map()
   for (const [action, arns] of grants) {
     if (arns.has('*')) {
+      const named = [...arns.keys()].filter((arn) => arn !== '*').sort()
+      if (named.length > 0) widened.push({ action, named })
       for (const [reason, callers] of arns.get('*')) {
         const key = `${action}\u0000${reason}`
         const entry = wildcards.get(key) ?? { action, reason, why: REASONS[reason], calls: new Map() }
@@ -206,6 +212,7 @@ function buildPolicy(records, { accountId, maxResources } = {}) {
       ...entry,
       calls: [...entry.calls].map(([call, count]) => ({ call, count })).sort((a, b) => b.count - a.count || a.call.localeCompare(b.call)),
     })).sort((a, b) => a.action.localeCompare(b.action)),
+    widened: widened.sort((a, b) => a.action.localeCompare(b.action)),
     collapsed,
     notes: [...notes].sort(),
     unknownAccount,
@@ -223,6 +230,12 @@ function policyReport(result) {
     const listed = calls.slice(0, MAX_CALLS_LISTED).map(({ call, count }) => `${call} (${count} call${count === 1 ? '' : 's'})`)
     if (calls.length > MAX_CALLS_LISTED) listed.push(`${calls.length - MAX_CALLS_LISTED} more`)
     lines.push(`Resource "*" for ${action}: ${why}; from ${listed.join(', ')}`)
+  }
+  for (const { action, named } of result.widened) {
+    const listed = named.slice(0, MAX_ARNS_LISTED)
+    if (named.length > MAX_ARNS_LISTED) listed.push(`${named.length - MAX_ARNS_LISTED} more`)
+    lines.push(`Resource "*" kept for ${action} although other calls named ${listed.join(', ')}: a statement naming ` +
+      `only ${named.length === 1 ? 'that' : 'those'} would deny the calls it was granted "*" for`)
   }
   for (const { action, count, pattern } of result.collapsed) {
     lines.push(`${action}: ${count} resources collapsed to ${pattern} (--max-resources)`)

@@ -5,7 +5,7 @@
 // wrapped in its shape (./handlers.js) around an invocation (./invocation.js).
 
 const sdkV3 = require('../sdk-v3/index.js')
-const { loadTable: loadResourceTable, setResourceRecording } = require('../sdk-v3/resources.js')
+const { loadTable: loadResourceTable, setResourceRecording } = require('../iam/resources.js')
 const { instrumentSdkV2Resources } = require('../sdk-v2/resources.js')
 const { Recorder, FLAGS_FALL_BACK } = require('../recorder.js')
 const { resolveOptions, nativeOptions, warn } = require('../options.js')
@@ -88,7 +88,7 @@ function recordResources(on, logger) {
   if (!on) return
   try {
     instrumentSdkV2Resources()
-    // The resource table is read now, at init, not in the first recorded call.
+    // The table's index is read now, at init; each service's entries on its first call.
     loadResourceTable()
   } catch (error) {
     warn(logger, `calls are recorded without their resources: ${error && error.message}`)

@@ -5,7 +5,7 @@
 // returned or, through the extension, after the response.
 
 const sdkV3 = require('../sdk-v3/index.js')
-const { noteLambdaContext } = require('../sdk-v3/resources.js')
+const { noteLambdaContext } = require('../iam/resources.js')
 const { internalsOf } = require('../recorder.js')
 const { warn } = require('../options.js')
 const { callsSent } = require('./calls.js')

@@ -11,7 +11,7 @@
 // covered (global request listeners are copied into each request when it is made), and like every v2
 // CSM event the result reaches the recorder only when AWS_CSM_ENABLED is on.
 
-const { addResources } = require('../sdk-v3/resources.js')
+const { addResources } = require('../iam/resources.js')
 
 const HOOKED = Symbol.for('aws-api-call-recorder.sdk-v2.resources')
 const CORE_FILE = /[\\/]aws-sdk[\\/]lib[\\/]core\.js$/

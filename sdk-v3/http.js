@@ -58,6 +58,10 @@ let sink
 let autoTarget
 let subscribed = false
 let writesObserved = false
+let httpLoadHooked = false
+
+/** `require` ids that load Node's HTTP client (`https` loads the same ClientRequest class). */
+const HTTP_CLIENT_REQUESTS = new Set(['http', 'node:http', 'https', 'node:https'])
 
 // ---------------------------------------------------------------------------------------------
 // Request side
@@ -85,7 +89,7 @@ function peekForm(request, chunk) {
 function observeWrites() {
   if (writesObserved) return
   writesObserved = true
-  // Loaded here, when recording is turned on, so that requiring the package stays cheap.
+  // Only called once Node's HTTP client is loaded: then this require costs next to nothing.
   const proto = require('node:http').ClientRequest.prototype
   for (const method of ['write', 'end']) {
     const original = proto[method]
@@ -99,6 +103,41 @@ function observeWrites() {
       }
       return original.apply(this, arguments)
     }
+  }
+}
+
+/** Whether some code of the process has loaded Node's HTTP client (its internal module list says so). */
+function httpClientLoaded() {
+  const loaded = process.moduleLoadList
+  return Array.isArray(loaded) && loaded.includes('NativeModule _http_client')
+}
+
+/**
+ * Wraps `write`/`end` now if Node's HTTP client is loaded, else when a `require` loads it. Loading
+ * `node:http` here would add about 2 ms to every cold start, for processes that may send no request;
+ * an SDK loads it anyway before its first one. (A client loaded by an ES module `import` after this
+ * is seen by no `require`: onRequestStart wraps them at its first request, so from the next one on.)
+ */
+function observeWritesOnceLoaded() {
+  if (writesObserved) return
+  if (httpClientLoaded()) {
+    observeWrites()
+    return
+  }
+  if (httpLoadHooked) return
+  httpLoadHooked = true
+  const Module = require('node:module')
+  const originalLoad = Module._load
+  Module._load = function _load(request) {
+    const exports = originalLoad.apply(this, arguments)
+    if (!writesObserved && HTTP_CLIENT_REQUESTS.has(request)) {
+      try {
+        observeWrites()
+      } catch {
+        counters.failures++
+      }
+    }
+    return exports
   }
 }
 
@@ -123,6 +162,7 @@ function headerText(value) {
 function onRequestStart({ request }) {
   if (sink === undefined) return
   try {
+    if (!writesObserved) observeWrites()
     if (!isSdkV3Request(request)) return
     const headers = request.getHeaders()
     const invocationId = headerText(headers['amz-sdk-invocation-id'])
@@ -395,7 +435,7 @@ function settleHttpCalls() {
 function recordHttpLayer() {
   autoTarget = autoTarget ?? new Plugin({}, true)
   sink = autoTarget
-  observeWrites()
+  observeWritesOnceLoaded()
   if (!subscribed) {
     subscribed = true
     dc.subscribe(REQUEST_START, onRequestStart)

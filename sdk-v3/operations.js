@@ -3,14 +3,13 @@
 // Names a v3 SDK call from its HTTP request: the service from the user agent's `api/<serviceId>`
 // token (else the x-amz-target prefix, else the SigV4 signing name when only one service uses it),
 // the operation from x-amz-target (JSON protocols), the `Action` form field (query protocols), the
-// RPC v2 path, or the service model's HTTP bindings (REST protocols), from the table that
-// scripts/generate-aws-operations.py writes. Where the request fits no binding, or fits two
-// equally well, the operation is unknown: never a guess.
+// RPC v2 path, or the service model's HTTP bindings (REST protocols), from the table
+// data/aws-operations.jsonl that scripts/generate-aws-operations.py writes. Where the request fits no
+// binding, or fits two equally well, the operation is unknown: never a guess.
 
-const path = require('node:path')
-const fs = require('node:fs')
+const { openIndexedLines } = require('../data/indexed-lines.js')
 
-const TABLE_FILE = path.join(__dirname, 'aws-operations.json')
+const TABLE_FILE = 'aws-operations.jsonl'
 
 /** The user agent token the SDK makes of a serviceId (its escaping, then lower case). */
 function userAgentToken(serviceId) {
@@ -19,19 +18,22 @@ function userAgentToken(serviceId) {
 
 let table
 
-/** The table and its indexes, read on first use (it is about 700 KB of JSON). */
+/**
+ * The table's header (every service's signing name and target prefix) and the lookups built from it,
+ * on first use; a service's REST bindings are read when a request of that service is first named.
+ */
 function loadTable() {
   if (table !== undefined) return table
-  const { services } = JSON.parse(fs.readFileSync(TABLE_FILE, 'utf8'))
+  const lines = openIndexedLines(TABLE_FILE)
   const byToken = new Map()
   const byTargetPrefix = new Map()
   const bySigningName = new Map()
-  for (const [serviceId, entry] of Object.entries(services)) {
+  for (const [serviceId, signingName, targetPrefix] of lines.header.services) {
     byToken.set(userAgentToken(serviceId), serviceId)
-    if (entry.targetPrefix) addTo(byTargetPrefix, entry.targetPrefix, serviceId)
-    addTo(bySigningName, entry.signingName, serviceId)
+    if (targetPrefix) addTo(byTargetPrefix, targetPrefix, serviceId)
+    addTo(bySigningName, signingName, serviceId)
   }
-  table = { services, byToken, byTargetPrefix, bySigningName, routes: new Map() }
+  table = { lines, byToken, byTargetPrefix, bySigningName, routes: new Map() }
   return table
 }
 
@@ -95,11 +97,11 @@ function splitPath(uriPath) {
 }
 
 function routesOf(serviceId, withoutBucket) {
-  const { services, routes } = loadTable()
+  const { lines, routes } = loadTable()
   const key = withoutBucket ? `${serviceId}\u0000virtual-host` : serviceId
   let compiled = routes.get(key)
   if (compiled === undefined) {
-    compiled = (services[serviceId]?.rest ?? []).map(compileRoute)
+    compiled = (lines.entry(serviceId)?.rest ?? []).map(compileRoute)
     if (withoutBucket) {
       // Virtual-hosted S3: the bucket is in the host name, not in the path.
       compiled = compiled
@@ -202,7 +204,7 @@ function identifyOperation(serviceId, request) {
     const rpc = /\/service\/[^/]+\/operation\/([^/?]+)$/.exec(request.requestPath)
     return rpc ? decodeURIComponent(rpc[1]) : undefined
   }
-  if (loadTable().services[serviceId]?.rest !== undefined) {
+  if (loadTable().lines.has(serviceId)) {
     return restOperation(serviceId, { ...request, headerNames: new Set(Object.keys(headers)) })
   }
   // A form body names the operation only for query-protocol services, which have no REST bindings.

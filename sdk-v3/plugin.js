@@ -17,7 +17,7 @@ const { resolveCsmConfig } = require('./config.js')
 const { MAX_EVENT_BYTES, limitFields } = require('./limits.js')
 const { counters, inFlight, instrumentation, pluginInvocations, markPluginInvocation } = require('./state.js')
 const { sendDatagram } = require('./udp.js')
-const { addResources } = require('./resources.js')
+const { addResources } = require('../iam/resources.js')
 const {
   signingProperties,
   signingIdentity,

@@ -1,0 +1,80 @@
+// The first invocation against the warm ones, in a fresh process, in the order of a Lambda cold start:
+// the recorder required and ApiCallRecorder called at module load, then the SDKs loaded and their
+// clients made, then INVOCATIONS invocations of a handler making three v3 calls and two aws-sdk v2
+// calls to moto (its bucket, table and queue made beforehand, by the bench). With `unrecorded` the
+// same runs without the recorder: what the SDKs' first calls cost more by themselves, for the bench
+// to take away. Prints one JSON line: per invocation, the handler's time and the CPU time the process
+// spent in it (all threads; moto runs in its own process, so that is the SDKs' and the recorder's work
+// alone, without the wait for moto, whose response times vary by milliseconds).
+//
+//   node first-invocation-child.mjs <recorded|unrecorded> <motoEndpoint> <udpPort> <resourceName>
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { createRequire } from 'node:module'
+import { FAKE_CREDENTIALS } from '../../__test__/helpers/moto.mjs'
+import { lambdaContext } from '../../__test__/helpers/lambda.mjs'
+
+const require = createRequire(import.meta.url)
+const [mode, endpoint, port, name] = process.argv.slice(2)
+const INVOCATIONS = 10
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'acr-bench-first-'))
+try {
+  Object.assign(process.env, FAKE_CREDENTIALS, {
+    AWS_CSM_ENABLED: 'true',
+    AWS_CSM_PORT: port,
+    AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE: '1',
+    AWS_CONFIG_FILE: path.join(dir, 'none'),
+    AWS_SHARED_CREDENTIALS_FILE: path.join(dir, 'none'),
+  })
+  let calls
+  let handlerMs = 0
+  let handlerCpuMs = 0
+  const handler = async () => {
+    const started = performance.now()
+    const cpu = process.cpuUsage()
+    await calls()
+    handlerMs = performance.now() - started
+    const { user, system } = process.cpuUsage(cpu)
+    handlerCpuMs = (user + system) / 1000
+    return 'ok'
+  }
+  const warnings = []
+  let wrapped = handler
+  if (mode === 'recorded') {
+    const { ApiCallRecorder } = require('aws-api-call-recorder')
+    wrapped = ApiCallRecorder(handler, { enabled: true, port: Number(port), sink: 'none', logger: { warn: (m) => warnings.push(m) } })
+    if (wrapped === handler) throw new Error(`the recorder did not start: ${warnings.join(' | ')}`)
+  }
+
+  const AWS = require('aws-sdk')
+  const { S3Client, ListObjectsV2Command } = require('@aws-sdk/client-s3')
+  const { DynamoDBClient, GetItemCommand } = require('@aws-sdk/client-dynamodb')
+  const { SQSClient, SendMessageCommand } = require('@aws-sdk/client-sqs')
+  const v3 = { endpoint, region: 'us-west-2' }
+  const s3 = new S3Client({ ...v3, forcePathStyle: true })
+  const dynamodb = new DynamoDBClient(v3)
+  const sqs = new SQSClient(v3)
+  const sts2 = new AWS.STS(v3)
+  const s3v2 = new AWS.S3({ ...v3, s3ForcePathStyle: true })
+  const queueUrl = `${endpoint}/123456789012/${name}`
+  calls = async () => {
+    await s3.send(new ListObjectsV2Command({ Bucket: name }))
+    await dynamodb.send(new GetItemCommand({ TableName: name, Key: { pk: { S: 'k' } } }))
+    await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: 'x' }))
+    await sts2.getCallerIdentity().promise()
+    await s3v2.listObjectsV2({ Bucket: name }).promise()
+  }
+
+  const invocations = []
+  for (let i = 0; i < INVOCATIONS; i++) {
+    await wrapped({}, lambdaContext({ functionName: 'bench-first' }))
+    invocations.push({ ms: handlerMs, cpuMs: handlerCpuMs })
+  }
+  process.stdout.write(`${JSON.stringify({ mode, invocations, warnings })}\n`)
+} finally {
+  fs.rmSync(dir, { recursive: true, force: true })
+}
+process.exit(0)

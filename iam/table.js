@@ -1,0 +1,66 @@
+'use strict'
+
+// The IAM actions of AWS operations, from the generated table data/iam-actions.jsonl (see
+// scripts/generate-iam-actions.py): its header is read on first use, each service's line when that
+// service is first looked up.
+
+const { openIndexedLines } = require('../data/indexed-lines.js')
+
+const TABLE_FILE = 'iam-actions.jsonl'
+
+let table
+let tableError
+
+/** Opens the table (its header: a small read); throws why it cannot be read, every time it is asked. */
+function loadTable() {
+  if (table === undefined && tableError === undefined) {
+    try {
+      table = openIndexedLines(TABLE_FILE)
+    } catch (error) {
+      tableError = error
+    }
+  }
+  if (tableError !== undefined) throw tableError
+  return table
+}
+
+/** The lookup key of a service name: lower case letters and digits ("Secrets Manager" -> "secretsmanager"). */
+function normalize(name) {
+  return name.toLowerCase().replace(/[^a-z0-9]/g, '')
+}
+
+/** The table's entry of a service, by serviceId (CSM `Service`), SDK class name or endpoint prefix. */
+function serviceEntry(service) {
+  if (typeof service !== 'string' || service === '') return undefined
+  const lines = loadTable()
+  const key = normalize(service)
+  if (lines.has(key)) return lines.entry(key)
+  const { aliases } = lines.header
+  return Object.hasOwn(aliases, key) ? lines.entry(aliases[key]) : undefined
+}
+
+/**
+ * The IAM actions of one operation as `{ action, templates, condition }` objects: `templates` null
+ * when the action takes no resource ARN, [] when its ARN cannot be built from the input. Undefined
+ * when the operation is not in the table; [] when it needs no permission.
+ */
+function operationActions(service, operation) {
+  const entry = serviceEntry(service)
+  if (entry === undefined || typeof operation !== 'string') return undefined
+  const value = Object.hasOwn(entry.operations, operation) ? entry.operations[operation] : undefined
+  if (value === undefined) return undefined
+  // The generator writes an action named `prefix:Operation` as "", and such an only action as 0 or 1.
+  const sameName = `${entry.prefix}:${operation}`
+  if (value === 0 || value === 1) return [{ action: sameName, templates: value === 0 ? null : [], condition: undefined }]
+  return value.map(([action, templates, condition]) => ({ action: action === '' ? sameName : action, templates, condition }))
+}
+
+let undocumented
+
+/** False for the few actions the SDK mapping names but the IAM definition does not list. */
+function isDocumentedAction(action) {
+  undocumented ??= new Set(loadTable().header.notInDefinition)
+  return !undocumented.has(action)
+}
+
+module.exports = { loadTable, operationActions, isDocumentedAction }
