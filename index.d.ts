@@ -1,11 +1,11 @@
 // Public API of aws-api-call-recorder. The native types come from the generated binding.d.ts.
 
 import type { FlushReport, RecorderStats, InvocationInfo, RecorderOptions as NativeRecorderOptions } from './binding'
-import { recorderPlugin, instrumentSdkV3, sdkV3Stats } from './sdk-v3/index'
+import { recorderPlugin, instrumentSdkV3 } from './sdk-v3/index'
 
 export type { FlushReport, RecorderStats, RecordingPaths, PathCounts, CsmCounts, InvocationInfo } from './binding'
-export { recorderPlugin, instrumentSdkV3, sdkV3Stats }
-export type { RecorderPluginOptions, RecorderPlugin, SdkV3Instrumentation, EventIngester, SdkV3Stats } from './sdk-v3/index'
+export { recorderPlugin, instrumentSdkV3 }
+export type { RecorderPluginOptions, RecorderPlugin, SdkV3Instrumentation, EventIngester } from './sdk-v3/index'
 
 /** Where flushed records go. */
 export type Sink = NonNullable<NativeRecorderOptions['sink']>
@@ -246,7 +246,7 @@ declare function ApiCallRecorder<TEvent = any, TResult = any>(
 ): (event: TEvent, context?: any, callback?: Callback<TResult>) => void | Promise<TResult>
 
 declare namespace ApiCallRecorder {
-  export { ApiCallRecorder, Recorder, recorderPlugin, instrumentSdkV3, sdkV3Stats }
+  export { ApiCallRecorder, Recorder, recorderPlugin, instrumentSdkV3 }
 }
 
 export { ApiCallRecorder }

@@ -13,4 +13,3 @@ module.exports.Recorder = Recorder
 module.exports.default = ApiCallRecorder
 module.exports.recorderPlugin = sdkV3.recorderPlugin
 module.exports.instrumentSdkV3 = sdkV3.instrumentSdkV3
-module.exports.sdkV3Stats = sdkV3.sdkV3Stats

@@ -1,5 +1,5 @@
 import ApiCallRecorder from './index.js'
 
 export default ApiCallRecorder
-export const { Recorder, recorderPlugin, instrumentSdkV3, sdkV3Stats } = ApiCallRecorder
+export const { Recorder, recorderPlugin, instrumentSdkV3 } = ApiCallRecorder
 export { ApiCallRecorder }

@@ -4,11 +4,9 @@
 // scripts/generate-iam-actions.py): its header is read on first use, each service's line when that
 // service is first looked up.
 
-const path = require('node:path')
 const { openIndexedLines } = require('../data/indexed-lines.js')
 
-// From this module's folder, so that the bundle in dist/ (one level deep too) finds it alike.
-const TABLE_FILE = path.join(__dirname, '..', 'data', 'iam-actions.jsonl')
+const TABLE_FILE = 'iam-actions.jsonl'
 
 let table
 let tableError

