@@ -95,9 +95,11 @@ class Recorder {
     return this.#native.stats()
   }
 
-  /** Warns once through the logger about datagrams skipped and calls dropped since it last did. */
+  /** Warns once through the logger about datagrams skipped and calls dropped since it last did; returns the stats read. */
   #reportLosses() {
-    this.#losses.update(this.#native.stats(), this.#logger)
+    const stats = this.#native.stats()
+    this.#losses.update(stats, this.#logger)
+    return stats
   }
 
   /** The records buffered and not yet flushed, oldest first. */

@@ -37,8 +37,7 @@ class FunctionRecording {
 
   /** Bad traffic, a full buffer and calls recorded the less detailed way are not silent. */
   reportLosses() {
-    internalsOf(this.recorder).reportLosses()
-    const { http } = this.recorder.stats().paths
+    const { http } = internalsOf(this.recorder).reportLosses().paths
     if (!this.#bundledSdkReported && http.calls > 0) {
       this.#bundledSdkReported = true
       this.warn(`${http.calls} calls of a bundled AWS SDK v3 were recorded from their HTTP requests, ` +

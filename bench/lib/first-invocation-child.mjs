@@ -13,7 +13,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { createRequire } from 'node:module'
-import { FAKE_CREDENTIALS } from '../../__test__/helpers/moto.mjs'
+import { useSdkEnvironment } from './sdk-env.mjs'
 import { lambdaContext } from '../../__test__/helpers/lambda.mjs'
 
 const require = createRequire(import.meta.url)
@@ -22,13 +22,7 @@ const INVOCATIONS = 10
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'acr-bench-first-'))
 try {
-  Object.assign(process.env, FAKE_CREDENTIALS, {
-    AWS_CSM_ENABLED: 'true',
-    AWS_CSM_PORT: port,
-    AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE: '1',
-    AWS_CONFIG_FILE: path.join(dir, 'none'),
-    AWS_SHARED_CREDENTIALS_FILE: path.join(dir, 'none'),
-  })
+  useSdkEnvironment(dir, port)
   let calls
   let handlerMs = 0
   let handlerCpuMs = 0

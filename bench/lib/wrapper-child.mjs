@@ -9,7 +9,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { createRequire } from 'node:module'
-import { FAKE_CREDENTIALS } from '../../__test__/helpers/moto.mjs'
+import { useSdkEnvironment } from './sdk-env.mjs'
 import { lambdaContext } from '../../__test__/helpers/lambda.mjs'
 import { createDeliveryStream } from '../../__test__/helpers/firehose.mjs'
 
@@ -22,14 +22,7 @@ const DRAIN_MS = 25
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'acr-bench-'))
 try {
-  Object.assign(process.env, FAKE_CREDENTIALS, {
-    AWS_CSM_ENABLED: 'true',
-    AWS_CSM_PORT: port,
-    AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE: '1',
-    AWS_CONFIG_FILE: path.join(dir, 'none'),
-    AWS_SHARED_CREDENTIALS_FILE: path.join(dir, 'none'),
-    AWS_ENDPOINT_URL_FIREHOSE: endpoint,
-  })
+  useSdkEnvironment(dir, port, { AWS_ENDPOINT_URL_FIREHOSE: endpoint })
   const AWS = require('aws-sdk')
   const { ApiCallRecorder, Recorder } = require('../../index.js')
   const config = { endpoint, region: 'us-west-2' }
