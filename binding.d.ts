@@ -34,6 +34,12 @@ export declare class NativeRecorder {
    */
   settleInvocation(id: number, drainMs?: number | undefined | null, timeoutMs?: number | undefined | null): Promise<FlushReport>
   /**
+   * Streams records to an output as they arrive, formatted natively and summarized, instead of
+   * buffering them. Only for a recorder whose sink is `none`; one stream at a time. Throws
+   * `ERR_RECORDER_OUTPUT` when the output cannot be opened.
+   */
+  stream(options: StreamOutputOptions): NativeStream
+  /**
    * Resolves options against the environment. Throws `ERR_RECORDER_CONFIG` for unusable values;
    * with `flagsFallBack`, a boolean variable that holds no boolean takes its default and warns.
    */
@@ -66,11 +72,8 @@ export declare class NativeRecorder {
   stats(): RecorderStats
   /** Buffered records as a JSON array (parsed on the JS side in one call). */
   recordsJson(): string
-  /**
-   * Removes the buffered records and returns them as a JSON array, and with `csv` also as CSV
-   * rows (one per record, no header), written from the records themselves.
-   */
-  takeRecords(csv?: boolean | undefined | null): TakenRecords
+  /** Removes the buffered records and returns them as a JSON array, oldest first. */
+  takeRecordsJson(): string
   /** The `host:port` the recorder binds (port 0: any free port), known before `start()`. */
   get bindAddress(): string
   /** The bound `host:port` while running. */
@@ -81,6 +84,20 @@ export declare class NativeRecorder {
   get drainMs(): number
   /** Configuration warnings (the recorder works, but the caller should know). */
   get warnings(): Array<string>
+}
+
+/** A running stream. */
+export declare class NativeStream {
+  /**
+   * Resolves when the output stops taking records (its reader went away, a write failed) or
+   * when the stream is finished.
+   */
+  closed(): Promise<void>
+  /**
+   * Writes what is buffered and ends the stream (stop the recorder first, so nothing arrives
+   * after). Resolves with the report; `null` when the stream was already finished.
+   */
+  finish(): Promise<StreamReport | null>
 }
 
 /** What arrived over Client-Side Monitoring. */
@@ -263,12 +280,24 @@ export interface RecordingPaths {
   http: PathCounts
 }
 
-/** Records taken from a recorder. */
-export interface TakenRecords {
-  /** The records as a JSON array, oldest first. */
-  json: string
-  /** Each record as one CSV row (with its line ending), when asked for. */
-  csvRows?: Array<string>
+/** What a stream writes, and where. */
+export interface StreamOutputOptions {
+  /** `jsonl`, `csv` or `table`. */
+  format: 'jsonl' | 'csv' | 'table'
+  /** A file to append to, `-` for standard output; absent: records are summarized, not written. */
+  output?: string
+  /** Write only failed calls and failed attempts; every record is summarized. */
+  onlyErrors?: boolean
+}
+
+/** What a finished stream did. */
+export interface StreamReport {
+  /** The summary as JSON, in the shape `summary --json` prints. */
+  summaryJson: string
+  /** Records written to the output. */
+  written: number
+  /** Why the output stopped taking records, unless its reader closed it. */
+  error?: string
 }
 
 /** Records the extension could not deliver since last asked. */

@@ -836,6 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativeRecorder = nativeBinding.NativeRecorder
+module.exports.NativeStream = nativeBinding.NativeStream
 module.exports.csvColumns = nativeBinding.csvColumns
 module.exports.csvHeader = nativeBinding.csvHeader
 module.exports.errorCodes = nativeBinding.errorCodes

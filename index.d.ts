@@ -107,11 +107,6 @@ export declare class Recorder {
   /** Removes the buffered records and returns them, oldest first. */
   takeRecords(): ApiCallRecord[]
   /**
-   * Removes the buffered records and returns them with each one's CSV row (no header; see
-   * `csvHeader()` in the binding), written natively from the record itself.
-   */
-  takeRecordsWithCsv(): { records: ApiCallRecord[]; csvRows: string[] }
-  /**
    * Takes in one CSM event (a JSON string), as if it had been received. `path` says how it was made,
    * for `stats().paths`: `plugin` and `http` are the v3 SDK recording paths; the default is `csm`.
    */

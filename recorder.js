@@ -109,13 +109,7 @@ class Recorder {
 
   /** Removes the buffered records and returns them, oldest first. */
   takeRecords() {
-    return JSON.parse(this.#native.takeRecords(false).json)
-  }
-
-  /** Removes the buffered records and returns them with their CSV rows, written natively. */
-  takeRecordsWithCsv() {
-    const { json, csvRows } = this.#native.takeRecords(true)
-    return { records: JSON.parse(json), csvRows }
+    return JSON.parse(this.#native.takeRecordsJson())
   }
 
   /** Takes in one CSM event (a JSON string), as if it had been received; `path` is how it was made. */

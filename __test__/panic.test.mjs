@@ -51,7 +51,7 @@ const untilReceived = async (n) => {
   await untilReceived(2)
   probe()
   const stats = recorder.stats()
-  const records = JSON.parse(recorder.takeRecords(false).json)
+  const records = JSON.parse(recorder.takeRecordsJson())
   await recorder.stop()
   process.stdout.write(JSON.stringify({ caught, stats, records }))
 })()

@@ -8,14 +8,13 @@ const { spawn } = require('node:child_process')
 const os = require('node:os')
 const { parseArgs } = require('node:util')
 
-const { RecordWriter, FORMATS } = require('./output.js')
-const { isErrorRecord, readRecordings } = require('./records.js')
-const { SummaryBuilder, summarize, formatSummary } = require('./summary.js')
+const { readRecordings } = require('./records.js')
+const { summarize, formatSummary } = require('./summary.js')
 const { buildPolicy, policyReport, formatPolicy, FORMATS: POLICY_FORMATS } = require('./policy.js')
 
 const PROGRAM = 'api-call-recorder'
-/** How often received records are taken from the native buffer and written. */
-const POLL_MS = 100
+/** How `listen` and `run` write events (formatted natively, see src/stream). */
+const FORMATS = ['jsonl', 'csv', 'table']
 /** How long to keep receiving after a stop signal or the command's exit, for datagrams on their way. */
 const DRAIN_MS = 50
 /** Exit status for bad arguments. */
@@ -146,14 +145,18 @@ function parseFormat(command, format, output) {
   return format
 }
 
-/** A recorder with no sink: the CLI takes the records itself. */
-function startRecorder(options) {
-  const { Recorder } = require('../index.js')
+/**
+ * A recorder with no sink whose records stream natively to `output` ('-' is standard output;
+ * absent: summarized only), formatted and summarized on the way; no record becomes a JS object.
+ */
+function startRecording(options, { format, output, onlyErrors }) {
+  const { Recorder, internalsOf } = require('../recorder.js')
   const logger = { warn: (message) => writeErr(message) }
   let recorder
+  let address
   try {
     recorder = new Recorder({ ...options, sink: 'none', logger })
-    return { recorder, address: recorder.start() }
+    address = recorder.start()
   } catch (error) {
     const failure = new Error(error.code === 'ERR_RECORDER_PORT_IN_USE'
       ? `${error.message}. Another recorder or CSM agent is using this port; choose another with --port.`
@@ -161,12 +164,28 @@ function startRecorder(options) {
     failure.exitCode = error.code === 'ERR_RECORDER_CONFIG' ? EXIT_USAGE : 1
     throw failure
   }
-}
-
-/** Stops receiving, after a short drain; the records not yet taken stay for a last `take()`. */
-async function stopRecorder(recorder) {
-  await recorder.flush({ drainMs: DRAIN_MS })
-  await recorder.stop()
+  let stream
+  try {
+    stream = internalsOf(recorder).native.stream({ format, output, onlyErrors: Boolean(onlyErrors) })
+  } catch (error) {
+    recorder.stop()
+    const failure = new Error(error.message)
+    failure.exitCode = 1
+    throw failure
+  }
+  return {
+    recorder,
+    address,
+    /** Resolves when the output stops taking records (its reader went away, a write failed). */
+    outputClosed: stream.closed(),
+    /** Receives what is still on its way, stops, writes the rest; resolves with the report. */
+    async finish() {
+      await recorder.flush({ drainMs: DRAIN_MS })
+      await recorder.stop()
+      const report = await stream.finish()
+      return { summary: JSON.parse(report.summaryJson), error: report.error, stats: recorder.stats() }
+    },
+  }
 }
 
 function formatLosses(stats) {
@@ -177,31 +196,8 @@ function formatLosses(stats) {
   return lost.length > 0 ? `${stats.received} datagrams received, not recorded: ${lost.join(', ')}\n` : ''
 }
 
-/** Takes records every POLL_MS, adds them to the summary and writes the ones asked for. */
-function pump(recorder, summary, writer, onlyErrors) {
-  const take = () => {
-    // CSV rows come from the native side with the records, written from the records themselves.
-    const { records, csvRows } = writer?.format === 'csv'
-      ? recorder.takeRecordsWithCsv()
-      : { records: recorder.takeRecords() }
-    summary.add(records)
-    if (!writer) return
-    const kept = records.map((record, i) => i).filter((i) => !onlyErrors || isErrorRecord(records[i]))
-    writer.write(kept.map((i) => records[i]), csvRows && kept.map((i) => csvRows[i]))
-  }
-  const timer = setInterval(() => take(), POLL_MS)
-  return {
-    take,
-    stop() {
-      clearInterval(timer)
-    },
-  }
-}
-
-function outputWriter(file, format) {
-  const { csvHeader } = require('../binding.js')
-  if (file && file !== '-') return new RecordWriter({ format, file, csvHeader })
-  return new RecordWriter({ format, stream: process.stdout, csvHeader })
+function formatEnding({ summary, error, stats }) {
+  return `${error ? `${PROGRAM}: ${error}\n` : ''}${formatSummary(summary)}${formatLosses(stats)}`
 }
 
 async function listen(args) {
@@ -215,32 +211,19 @@ async function listen(args) {
   if (values.help) return showHelp(HELP.listen)
   const port = parsePort('listen', values.port)
   const format = parseFormat('listen', values.format, values.output)
-  const writer = outputWriter(values.output, format)
-  const { recorder, address } = startRecorder({ host: values.host, port })
-  writer.begin()
-  writeErr(`${PROGRAM}: listening on udp ${address}; stop with Ctrl-C`)
-  const summary = new SummaryBuilder()
-  const poller = pump(recorder, summary, writer, values['only-errors'])
-
-  const reason = await new Promise((resolve) => {
-    const check = setInterval(() => writer.closed && resolve('output closed'), POLL_MS)
-    const done = (why) => {
-      clearInterval(check)
-      resolve(why)
-    }
-    process.once('SIGINT', () => done('SIGINT'))
-    process.once('SIGTERM', () => done('SIGTERM'))
-    process.stdout.on('error', (error) => {
-      if (error.code !== 'EPIPE') writeErr(`${PROGRAM}: cannot write to standard output: ${error.message}`)
-      writer.closed = true
-      done('output closed')
-    })
+  const recording = startRecording({ host: values.host, port }, {
+    format,
+    output: values.output ?? '-',
+    onlyErrors: values['only-errors'],
   })
-  poller.stop()
-  await stopRecorder(recorder)
-  poller.take()
-  await writer.end()
-  writeErr(`${PROGRAM}: stopped (${reason})\n${formatSummary(summary.result())}${formatLosses(recorder.stats())}`)
+  writeErr(`${PROGRAM}: listening on udp ${recording.address}; stop with Ctrl-C`)
+  const reason = await new Promise((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'))
+    process.once('SIGTERM', () => resolve('SIGTERM'))
+    recording.outputClosed.then(() => resolve('output closed'))
+  })
+  const ending = await recording.finish()
+  writeErr(`${PROGRAM}: stopped (${reason})\n${formatEnding(ending)}`)
   return 0
 }
 
@@ -271,12 +254,12 @@ async function run(args) {
     throw new UsageError('--format applies to --output; give --output FILE (or - for standard output)', 'run')
   }
   const format = parseFormat('run', values.format, values.output)
-  const writer = values.output === undefined ? null : outputWriter(values.output, format)
-  const { recorder, address } = startRecorder({ host: '127.0.0.1', port })
-  const boundPort = address.slice(address.lastIndexOf(':') + 1)
-  if (writer) writer.begin()
-  const summary = new SummaryBuilder()
-  const poller = pump(recorder, summary, writer, values['only-errors'])
+  const recording = startRecording({ host: '127.0.0.1', port }, {
+    format,
+    output: values.output,
+    onlyErrors: values['only-errors'],
+  })
+  const boundPort = recording.address.slice(recording.address.lastIndexOf(':') + 1)
 
   const child = spawn(command[0], command.slice(1), {
     stdio: 'inherit',
@@ -295,12 +278,8 @@ async function run(args) {
     })
   })
   for (const signal of forwarded) process.off(signal, forward)
-  poller.stop()
-  await stopRecorder(recorder)
-  poller.take()
-  if (writer) await writer.end()
-  writeErr(`\n${PROGRAM}: ${command[0]} exited with status ${exitCode}\n${formatSummary(summary.result())}` +
-    formatLosses(recorder.stats()))
+  const ending = await recording.finish()
+  writeErr(`\n${PROGRAM}: ${command[0]} exited with status ${exitCode}\n${formatEnding(ending)}`)
   return exitCode
 }
 

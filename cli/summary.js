@@ -18,7 +18,15 @@ function describeError(record) {
   return exception ? `${status} ${exception}` : status
 }
 
-/** Collects records as they come and summarizes them. Calls are ApiCall events. */
+/** Orders text by code point, as the native summary does (not by locale). */
+function byCodePoint(a, b) {
+  return a < b ? -1 : a > b ? 1 : 0
+}
+
+/**
+ * Collects records as they come and summarizes them. Calls are ApiCall events. The same summary as
+ * the native one `listen` and `run` print (src/summary.rs), for recordings read back from files.
+ */
 class SummaryBuilder {
   #apis = new Map()
   #errors = new Map()
@@ -65,7 +73,7 @@ class SummaryBuilder {
   /** The summary as plain data (what `summary --json` prints). */
   result() {
     const byApi = [...this.#apis.values()]
-      .sort((a, b) => a.service.localeCompare(b.service) || a.api.localeCompare(b.api))
+      .sort((a, b) => byCodePoint(a.service, b.service) || byCodePoint(a.api, b.api))
       .map(({ latencies, ...entry }) => {
         const sorted = [...latencies].sort((a, b) => a - b)
         return { ...entry, p50: percentile(sorted, 50), p99: percentile(sorted, 99) }
@@ -81,7 +89,7 @@ class SummaryBuilder {
       failedAttempts: this.#failedAttempts,
       latencyMs: { p50: percentile(sorted, 50), p99: percentile(sorted, 99) },
       byApi,
-      errorKinds: [...this.#errors.values()].sort((a, b) => b.count - a.count || a.service.localeCompare(b.service)),
+      errorKinds: [...this.#errors.values()].sort((a, b) => b.count - a.count || byCodePoint(a.service, b.service)),
     }
   }
 }
@@ -134,4 +142,4 @@ function formatSummary(summary) {
   return `${lines.join('\n')}\n`
 }
 
-module.exports = { SummaryBuilder, summarize, formatSummary }
+module.exports = { summarize, formatSummary }

@@ -3,6 +3,8 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
+use tokio::sync::Notify;
+
 use crate::record::Record;
 
 /// Default cap on buffered records.
@@ -17,6 +19,8 @@ pub struct RecordBuffer {
     max_records: usize,
     max_bytes: usize,
     inner: Mutex<Inner>,
+    /// Wakes a waiting reader (a stream) when records have been admitted.
+    arrived: Notify,
 }
 
 #[derive(Debug, Default)]
@@ -31,17 +35,31 @@ impl RecordBuffer {
             max_records,
             max_bytes,
             inner: Mutex::new(Inner::default()),
+            arrived: Notify::new(),
         }
     }
 
     /// Pushes records in order under one lock; returns how many were refused for lack of room.
     pub fn push_many(&self, records: Vec<Record>) -> usize {
-        let mut inner = self.lock();
-        records
-            .into_iter()
-            .map(|record| self.admit(&mut inner, record))
-            .filter(|admitted| !admitted)
-            .count()
+        let count = records.len();
+        let refused = {
+            let mut inner = self.lock();
+            records
+                .into_iter()
+                .map(|record| self.admit(&mut inner, record))
+                .filter(|admitted| !admitted)
+                .count()
+        };
+        if refused < count {
+            self.arrived.notify_one();
+        }
+        refused
+    }
+
+    /// Notified after records are admitted; a permit is kept when nobody is waiting, so a reader
+    /// that takes, then waits, never misses an arrival.
+    pub fn arrived(&self) -> &Notify {
+        &self.arrived
     }
 
     /// Appends `record` if it fits under both caps.

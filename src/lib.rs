@@ -23,6 +23,8 @@ pub mod recorder;
 pub mod runtime;
 pub mod sink;
 pub mod stats;
+pub mod stream;
+pub mod summary;
 
 #[cfg(feature = "napi")]
 mod binding;

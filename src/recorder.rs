@@ -1,6 +1,7 @@
 //! The recorder: receiver, buffer, context tracking and a sink, wired together.
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ use crate::receiver::Receiver;
 use crate::record::Record;
 use crate::sink::{FileSink, FileTarget, Sink};
 use crate::stats::{RecordingPath, Stats, StatsSnapshot};
+use crate::stream::{Stream, StreamError, StreamOptions};
 
 /// How one flush should behave.
 #[derive(Debug, Clone, Copy)]
@@ -63,6 +65,8 @@ pub struct Recorder {
     sink: Option<Arc<dyn Sink>>,
     runtime: Handle,
     receiver: Mutex<Option<Receiver>>,
+    /// Set while a [`Stream`] takes the records.
+    streaming: Arc<AtomicBool>,
 }
 
 impl Recorder {
@@ -101,6 +105,7 @@ impl Recorder {
             sink,
             runtime,
             receiver: Mutex::new(None),
+            streaming: Arc::default(),
         }
     }
 
@@ -230,6 +235,20 @@ impl Recorder {
             duration_ms,
             error: delivery.error.map(|e| format!("{} sink: {e}", sink.name())),
         }
+    }
+
+    /// Streams records to an output as they arrive, instead of buffering them for a sink (so only
+    /// a recorder whose sink is none streams). One stream at a time.
+    pub fn stream(&self, options: StreamOptions) -> Result<Stream, StreamError> {
+        if self.sink.is_some() {
+            return Err(StreamError::HasSink);
+        }
+        Stream::start(
+            self.intake.clone(),
+            self.runtime.clone(),
+            options,
+            self.streaming.clone(),
+        )
     }
 
     pub fn stats(&self) -> StatsSnapshot {

@@ -212,14 +212,101 @@ class FloorReceiver {
   }
 }
 
+/** Clock ticks per second of /proc/PID/stat's times (USER_HZ, 100 on Linux). */
+const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
+
+/**
+ * `api-call-recorder listen --format F --output FILE`, the command line as users run it. What it
+ * received is what it wrote: the lines of FILE, counted here (in this process, so the counting is
+ * not charged to the receiver). CPU and RSS are read from /proc. `clear` empties FILE between steps
+ * (the listener appends, so its next write lands at the new end).
+ */
+class CliReceiver {
+  constructor(format) {
+    this.kind = `cli-${format}`
+    this.format = format
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-cli-'))
+    this.file = path.join(this.dir, `calls.${format}`)
+    this.child = track(spawn(process.execPath, [path.join(REPO_DIR, 'cli', 'index.js'), 'listen', '--port', '0',
+      '--format', format, '--output', this.file], { cwd: REPO_DIR, stdio: ['ignore', 'ignore', 'pipe'] }))
+    this.stderr = ''
+    this.child.stderr.on('data', (d) => { this.stderr = (this.stderr + d).slice(-8000) })
+    this.offset = 0
+    this.lines = 0
+  }
+
+  async start() {
+    const deadline = Date.now() + 15_000
+    while (!/listening on udp [\d.]+:(\d+)/.test(this.stderr)) {
+      if (Date.now() > deadline || this.child.exitCode !== null) throw new Error(`listen did not start: ${this.stderr}`)
+      await sleep(20)
+    }
+    this.port = Number(/listening on udp [\d.]+:(\d+)/.exec(this.stderr)[1])
+    // The CSV header is written when the file is opened; it is not a record.
+    if (this.format === 'csv') {
+      while (this.#countNewLines() === 0) await sleep(5)
+      this.lines -= 1
+    }
+    return this.port
+  }
+
+  /** Adds the lines written since the last count; returns how many there were. */
+  #countNewLines() {
+    const fd = fs.openSync(this.file, 'r')
+    try {
+      const chunk = Buffer.allocUnsafe(1 << 20)
+      let added = 0
+      for (;;) {
+        const read = fs.readSync(fd, chunk, 0, chunk.length, this.offset)
+        if (read === 0) break
+        this.offset += read
+        for (let i = chunk.indexOf(10, 0); i !== -1 && i < read; i = chunk.indexOf(10, i + 1)) added++
+      }
+      this.lines += added
+      return added
+    } finally {
+      fs.closeSync(fd)
+    }
+  }
+
+  async stat() {
+    this.#countNewLines()
+    const fields = fs.readFileSync(`/proc/${this.child.pid}/stat`, 'utf8').split(') ')[1].split(' ')
+    // utime and stime are fields 14 and 15 of stat(5); here 2 fields (pid, comm) are cut off.
+    const ticks = Number(fields[11]) + Number(fields[12])
+    const status = fs.readFileSync(`/proc/${this.child.pid}/status`, 'utf8')
+    const kb = (name) => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(status)?.[1])
+    return { received: this.lines, cpuUs: ticks / CLOCK_TICKS * 1e6, rssKb: kb('VmRSS'), maxRssKb: kb('VmHWM') }
+  }
+
+  async call(command) {
+    if (command !== 'clear') throw new Error(`listen does not support ${command}`)
+    this.#countNewLines()
+    fs.truncateSync(this.file, 0)
+    this.offset = 0
+    return {}
+  }
+
+  async stop() {
+    if (this.child.exitCode === null) {
+      const exited = new Promise((resolve) => this.child.once('exit', resolve))
+      this.child.kill('SIGINT')
+      await withTimeout(exited, 10_000, 'listen exit').catch(() => this.child.kill('SIGKILL'))
+    }
+    fs.rmSync(this.dir, { recursive: true, force: true })
+  }
+}
+
 /**
  * `addon` (this project, in Node), `dgram` (the dgram + JSON.parse design), `floor` (recvmmsg, 64
- * per call) or `floor1` (one datagram per call).
+ * per call), `floor1` (one datagram per call), or `cli-csv` / `cli-jsonl` (the command line's
+ * `listen`, writing a file).
  */
 export async function startReceiver(kind, extraArgs) {
   const receiver = kind === 'floor' ? new FloorReceiver(64)
     : kind === 'floor1' ? new FloorReceiver(1)
-      : new NodeReceiver(kind, extraArgs)
+      : kind.startsWith('cli-') ? new CliReceiver(kind.slice(4))
+        : new NodeReceiver(kind, extraArgs)
   await withTimeout(receiver.start(), 20_000, `${kind} receiver start`)
   return receiver
 }

@@ -7,6 +7,7 @@
 mod error;
 mod extension;
 mod options;
+mod stream;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -147,17 +148,11 @@ impl NativeRecorder {
         Ok(join_json(self.inner.records_json()))
     }
 
-    /// Removes the buffered records and returns them as a JSON array, and with `csv` also as CSV
-    /// rows (one per record, no header), written from the records themselves.
+    /// Removes the buffered records and returns them as a JSON array, oldest first.
     #[napi(catch_unwind)]
-    pub fn take_records(&self, csv: Option<bool>) -> Result<TakenRecords> {
+    pub fn take_records_json(&self) -> Result<String> {
         let records = self.inner.take_records();
-        let json = join_json(records.iter().map(Record::to_json).collect());
-        let csv_rows = match csv {
-            Some(true) => Some(csv_rows(&records)?),
-            _ => None,
-        };
-        Ok(TakenRecords { json, csv_rows })
+        Ok(join_json(records.iter().map(Record::to_json).collect()))
     }
 
     /// The `host:port` the recorder binds (port 0: any free port), known before `start()`.
@@ -221,15 +216,6 @@ impl NativeRecorder {
     }
 }
 
-/// Records taken from a recorder.
-#[napi(object)]
-pub struct TakenRecords {
-    /// The records as a JSON array, oldest first.
-    pub json: String,
-    /// Each record as one CSV row (with its line ending), when asked for.
-    pub csv_rows: Option<Vec<String>>,
-}
-
 /// A CSV column: its header, the record field behind it, and whether that field holds numbers.
 #[napi(object)]
 pub struct CsvColumn {
@@ -261,19 +247,6 @@ pub fn csv_header() -> Result<String> {
         .write(&[], &mut out)
         .map_err(|e| napi::Error::from_reason(e.to_string()))?;
     String::from_utf8(out).map_err(|e| napi::Error::from_reason(e.to_string()))
-}
-
-fn csv_rows(records: &[Record]) -> Result<Vec<String>> {
-    records
-        .iter()
-        .map(|record| {
-            let mut out = Vec::new();
-            crate::format::CsvWriter::new(false)
-                .write(std::slice::from_ref(record), &mut out)
-                .map_err(|e| napi::Error::from_reason(e.to_string()))?;
-            String::from_utf8(out).map_err(|e| napi::Error::from_reason(e.to_string()))
-        })
-        .collect()
 }
 
 fn join_json(records: Vec<String>) -> String {

@@ -5,6 +5,7 @@
 //! UTF-8, and every attempt carries the caller's `SessionToken`, which the parser discards.
 
 mod event;
+pub mod outcome;
 mod parse;
 
 pub use event::{CsmEvent, EventType, FIELDS, FieldKind, RECORDER_FIELDS};

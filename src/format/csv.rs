@@ -72,19 +72,55 @@ impl CsvWriter {
 
     /// Writes buffered records, each from its parsed event and its context.
     pub fn write(&mut self, records: &[Record], out: &mut Vec<u8>) -> Result<(), CsvError> {
-        let mut writer = csv::WriterBuilder::new().from_writer(out);
+        let mut rows = CsvRows::new(out);
         if std::mem::take(&mut self.header_pending) {
-            writer.write_record(CSV_COLUMNS)?;
+            rows.header()?;
         }
         for record in records {
             let event = parse_event(record.event_json().as_bytes(), false)?;
-            let row = CSV_COLUMNS.iter().map(|column| {
-                cell(record, &event, record_field(column)).unwrap_or(Cow::Borrowed(""))
-            });
-            writer.write_record(row.collect::<Vec<_>>().iter().map(|cell| cell.as_bytes()))?;
+            rows.row(record, &event)?;
         }
-        writer.flush().map_err(|e| CsvError::Csv(e.into()))?;
-        Ok(())
+        rows.finish()
+    }
+}
+
+/// Writes CSV rows one by one into `W`, from records and their parsed events.
+pub struct CsvRows<W: std::io::Write> {
+    writer: csv::Writer<W>,
+}
+
+impl<W: std::io::Write> CsvRows<W> {
+    pub fn new(out: W) -> Self {
+        CsvRows {
+            writer: csv::WriterBuilder::new().from_writer(out),
+        }
+    }
+
+    /// Adds the header row.
+    pub fn header(&mut self) -> Result<(), CsvError> {
+        Ok(self.writer.write_record(CSV_COLUMNS)?)
+    }
+
+    /// Adds the row of `record`, whose event is `event`.
+    pub fn row(&mut self, record: &Record, event: &CsmEvent<'_>) -> Result<(), CsvError> {
+        for column in CSV_COLUMNS {
+            let value = cell(record, event, record_field(column));
+            self.writer
+                .write_field(value.as_deref().unwrap_or("").as_bytes())?;
+        }
+        Ok(self.writer.write_record(None::<&[u8]>)?)
+    }
+
+    /// Writes out what is still held.
+    pub fn finish(mut self) -> Result<(), CsvError> {
+        self.writer.flush().map_err(|e| CsvError::Csv(e.into()))
+    }
+
+    /// Writes out what is still held and gives the destination back.
+    pub fn into_inner(self) -> Result<W, CsvError> {
+        self.writer
+            .into_inner()
+            .map_err(|e| CsvError::Csv(e.into_error().into()))
     }
 }
 

@@ -2,8 +2,9 @@
 
 mod csv;
 mod jsonl;
+pub mod table;
 
-pub use self::csv::{CSV_COLUMNS, CsvError, CsvWriter, is_numeric_column, record_field};
+pub use self::csv::{CSV_COLUMNS, CsvError, CsvRows, CsvWriter, is_numeric_column, record_field};
 pub use self::jsonl::write_jsonl;
 
 /// How records are written to a file or stdout.
