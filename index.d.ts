@@ -76,7 +76,8 @@ export interface RecorderOptions extends NativeRecorderOptions {
  * Errors thrown carry a stable `code`: `ERR_RECORDER_CONFIG` (an option or environment variable has
  * an unusable value, such as a number option that is not a whole number in its range: numbers are
  * never rounded or wrapped), `ERR_RECORDER_PORT_IN_USE`, `ERR_RECORDER_BIND`, `ERR_RECORDER_EXTENSION`
- * (Lambda refused the extension; `ApiCallRecorder` warns with it), `ERR_RECORDER_NATIVE_LOAD` (the
+ * (Lambda refused the extension; `ApiCallRecorder` warns with it), `ERR_RECORDER_OUTPUT` (records
+ * cannot be written where the command line's `--output` points), `ERR_RECORDER_NATIVE_LOAD` (the
  * native addon does not load on this platform).
  */
 export declare class Recorder {

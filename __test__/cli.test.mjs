@@ -302,6 +302,14 @@ describe('listen', () => {
     assert.doesNotMatch(outcome.stderr, /EPIPE|Error:/)
   })
 
+  test('an output it cannot write is a clear error, before anything is received', async () => {
+    const output = path.join(tmp, 'no-such-dir', 'calls.jsonl')
+    const outcome = await cli(['listen', '--port', '0', '--output', output])
+    assert.equal(outcome.code, 1)
+    assert.match(outcome.stderr, /cannot write records to .*no-such-dir.*calls\.jsonl/)
+    assert.doesNotMatch(outcome.stderr, /listening on udp|\n\s+at /)
+  })
+
   test('a port already in use is a clear error', async () => {
     const socket = dgram.createSocket('udp4')
     await new Promise((resolve) => socket.bind(0, '127.0.0.1', resolve))
