@@ -49,7 +49,9 @@ struct ApiEntry {
 /// Collects events and summarizes them. Calls are `ApiCall` events.
 #[derive(Debug, Default)]
 pub struct Summary {
-    apis: BTreeMap<(String, String), ApiEntry>,
+    /// By service, then operation; sorted when reported. Looked up by borrowed names, so a call of
+    /// a known operation allocates nothing.
+    apis: HashMap<String, HashMap<String, ApiEntry>>,
     /// Error kinds in the order they first appeared, and where each is in that list.
     errors: Vec<ErrorKind>,
     error_index: HashMap<(String, String, String), usize>,
@@ -71,8 +73,14 @@ impl Summary {
         }
         let service = event.service.as_deref().unwrap_or("?");
         let api = event.api.as_deref().unwrap_or("?");
-        let key = (service.to_owned(), api.to_owned());
-        let entry = self.apis.entry(key).or_default();
+        let operations = match self.apis.get_mut(service) {
+            Some(operations) => operations,
+            None => self.apis.entry(service.to_owned()).or_default(),
+        };
+        let entry = match operations.get_mut(api) {
+            Some(entry) => entry,
+            None => operations.entry(api.to_owned()).or_default(),
+        };
         entry.calls += 1;
         let retries = event.attempt_count.unwrap_or(1).saturating_sub(1).max(0) as u64;
         if retries > 0 {
@@ -102,10 +110,15 @@ impl Summary {
 
     /// The summary as plain data.
     pub fn report(&self) -> SummaryReport {
-        let by_api: Vec<ApiSummary> = self
+        let mut by_api: Vec<ApiSummary> = self
             .apis
             .iter()
-            .map(|((service, api), entry)| ApiSummary {
+            .flat_map(|(service, operations)| {
+                operations
+                    .iter()
+                    .map(move |(api, entry)| (service, api, entry))
+            })
+            .map(|(service, api, entry)| ApiSummary {
                 service: service.clone(),
                 api: api.clone(),
                 calls: entry.calls,
@@ -116,6 +129,7 @@ impl Summary {
                 p99: entry.latencies.percentile(99),
             })
             .collect();
+        by_api.sort_by(|a, b| (&a.service, &a.api).cmp(&(&b.service, &b.api)));
         let total = |field: fn(&ApiSummary) -> u64| by_api.iter().map(field).sum();
         let mut error_kinds = self.errors.clone();
         error_kinds.sort_by(|a, b| {

@@ -15,6 +15,13 @@ pub enum FieldKind {
     Int,
 }
 
+/// A known field's value, borrowed from the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldValue<'a> {
+    Str(&'a str),
+    Int(i64),
+}
+
 /// The `Type` of a CSM event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventType<'a> {
@@ -89,6 +96,14 @@ macro_rules! csm_event {
                 self.source_json
             }
 
+            /// Every known field's value, in [`FIELDS`] order (`Type` first); `None` when absent.
+            pub fn values(&self) -> [Option<FieldValue<'_>>; FIELDS.len()] {
+                [
+                    Some(FieldValue::Str(self.event_type.as_str())),
+                    $( csm_event!(@value self.$field, $kind), )*
+                ]
+            }
+
             /// The value of a known field by its JSON name, rendered as text (`None` when absent).
             pub fn field_text(&self, name: &str) -> Option<Cow<'_, str>> {
                 match name {
@@ -131,6 +146,8 @@ macro_rules! csm_event {
     (@ty Int) => { Option<i64> };
     (@kind Str) => { FieldKind::Str };
     (@kind Int) => { FieldKind::Int };
+    (@value $value:expr, Str) => { $value.as_deref().map(FieldValue::Str) };
+    (@value $value:expr, Int) => { $value.map(FieldValue::Int) };
     (@text $value:expr, Str) => { $value.as_deref().map(Cow::Borrowed) };
     (@text $value:expr, Int) => { $value.map(|n| Cow::Owned(n.to_string())) };
     (@read $map:ident, Str) => { $map.next_value::<Option<CowStr<'a>>>()?.map(|s| s.0) };

@@ -8,5 +8,5 @@ mod event;
 pub mod outcome;
 mod parse;
 
-pub use event::{CsmEvent, EventType, FIELDS, FieldKind, RECORDER_FIELDS};
+pub use event::{CsmEvent, EventType, FIELDS, FieldKind, FieldValue, RECORDER_FIELDS};
 pub use parse::{MAX_EVENT_BYTES, ParseError, parse_datagram, parse_event, repair_lone_surrogates};

@@ -1,8 +1,8 @@
 //! CSV with the columns of the awscsm2csv tool, then exception, timing and context columns.
 
-use std::borrow::Cow;
+use std::sync::OnceLock;
 
-use crate::csm::{CsmEvent, FIELDS, FieldKind, parse_event};
+use crate::csm::{CsmEvent, FIELDS, FieldKind, FieldValue, parse_event};
 use crate::record::Record;
 
 /// Column headers, in order. The first twelve are awscsm2csv's; `Attempts` is `AttemptCount`.
@@ -103,10 +103,28 @@ impl<W: std::io::Write> CsvRows<W> {
 
     /// Adds the row of `record`, whose event is `event`.
     pub fn row(&mut self, record: &Record, event: &CsmEvent<'_>) -> Result<(), CsvError> {
-        for column in CSV_COLUMNS {
-            let value = cell(record, event, record_field(column));
-            self.writer
-                .write_field(value.as_deref().unwrap_or("").as_bytes())?;
+        let values = event.values();
+        let context = record.context();
+        let mut number = itoa::Buffer::new();
+        for source in sources() {
+            let cell: &[u8] = match *source {
+                Source::Event(index) => match values[index] {
+                    Some(FieldValue::Str(value)) => value.as_bytes(),
+                    Some(FieldValue::Int(value)) => number.format(value).as_bytes(),
+                    None => b"",
+                },
+                Source::FunctionName => text(&context.info.function_name),
+                Source::FunctionVersion => text(&context.info.function_version),
+                Source::AwsRequestId => text(&context.info.aws_request_id),
+                Source::Phase => context.phase.map_or("", |phase| phase.as_str()).as_bytes(),
+                Source::ColdStart => match context.info.cold_start {
+                    Some(true) => b"true",
+                    Some(false) => b"false",
+                    None => b"",
+                },
+                Source::RecordedAt => number.format(record.recorded_at()).as_bytes(),
+            };
+            self.writer.write_field(cell)?;
         }
         Ok(self.writer.write_record(None::<&[u8]>)?)
     }
@@ -124,24 +142,45 @@ impl<W: std::io::Write> CsvRows<W> {
     }
 }
 
-/// One cell: an event field, or one the recorder adds.
-fn cell<'a>(record: &'a Record, event: &'a CsmEvent<'_>, field: &str) -> Option<Cow<'a, str>> {
-    let context = record.context();
-    let text = |value: &'a Option<String>| value.as_deref().map(Cow::Borrowed);
-    match field {
-        "functionName" => text(&context.info.function_name),
-        "functionVersion" => text(&context.info.function_version),
-        "awsRequestId" => text(&context.info.aws_request_id),
-        "phase" => context.phase.map(|phase| Cow::Borrowed(phase.as_str())),
-        "coldStart" => context
-            .info
-            .cold_start
-            .map(|cold| Cow::Owned(cold.to_string())),
-        "recordedAt" => Some(Cow::Owned(record.recorded_at().to_string())),
-        _ => event
-            .field_text(field)
-            .map(|text| Cow::Owned(text.into_owned())),
-    }
+fn text(value: &Option<String>) -> &[u8] {
+    value.as_deref().unwrap_or("").as_bytes()
+}
+
+/// Where a column's cells come from: an event field (its index in [`FIELDS`]) or a field the
+/// recorder adds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Event(usize),
+    FunctionName,
+    FunctionVersion,
+    AwsRequestId,
+    Phase,
+    ColdStart,
+    RecordedAt,
+}
+
+/// Each column's source, in column order, resolved once.
+fn sources() -> &'static [Source] {
+    static SOURCES: OnceLock<Vec<Source>> = OnceLock::new();
+    SOURCES.get_or_init(|| {
+        CSV_COLUMNS
+            .iter()
+            .map(|column| match record_field(column) {
+                "functionName" => Source::FunctionName,
+                "functionVersion" => Source::FunctionVersion,
+                "awsRequestId" => Source::AwsRequestId,
+                "phase" => Source::Phase,
+                "coldStart" => Source::ColdStart,
+                "recordedAt" => Source::RecordedAt,
+                field => Source::Event(
+                    FIELDS
+                        .iter()
+                        .position(|(name, _)| *name == field)
+                        .unwrap_or_else(|| panic!("CSV column {column} names no CSM field")),
+                ),
+            })
+            .collect()
+    })
 }
 
 /// Why records could not be written as CSV.
@@ -157,6 +196,11 @@ pub enum CsvError {
 mod tests {
     use super::CSV_COLUMNS;
     use crate::csm::RECORDER_FIELDS;
+
+    #[test]
+    fn every_column_has_a_source() {
+        assert_eq!(super::sources().len(), CSV_COLUMNS.len());
+    }
 
     #[test]
     fn the_last_columns_are_the_recorders_own_fields() {
