@@ -281,7 +281,10 @@ class CliReceiver {
 
   async call(command) {
     if (command !== 'clear') throw new Error(`listen does not support ${command}`)
-    this.#countNewLines()
+    // A listener that fell behind is still writing the step's records: let it finish, so that they
+    // are not counted in the next step.
+    const deadline = Date.now() + 10_000
+    while (this.#countNewLines() > 0 && Date.now() < deadline) await sleep(300)
     fs.truncateSync(this.file, 0)
     this.offset = 0
     return {}
