@@ -6,7 +6,7 @@
 
 const sdkV3 = require('../sdk-v3/index.js')
 const { loadTable: loadResourceTable, setResourceRecording } = require('../iam/resources.js')
-const { instrumentSdkV2Resources } = require('../sdk-v2/resources.js')
+const { instrumentSdkV2 } = require('../sdk-v2/index.js')
 const { Recorder, FLAGS_FALL_BACK } = require('../recorder.js')
 const { resolveOptions, nativeOptions, warn } = require('../options.js')
 const { deliverAfterResponse } = require('./extension.js')
@@ -31,6 +31,7 @@ function ApiCallRecorder(handler, options = {}) {
   if (!recorder) return handler
   if (resolved.sdkV3) recordSdkV3(recorder, logger, resolved.sdkV3Http)
   recordResources(resolved.resources, logger)
+  recordSdkV2(recorder, resolved.resources, logger)
   // In Lambda, records are delivered after the response by an internal extension, registered now
   // (during init); elsewhere, or when that fails, before the handler's outcome is returned.
   const afterResponse = deliverAfterResponse(recorder,
@@ -87,11 +88,19 @@ function recordResources(on, logger) {
   setResourceRecording(on)
   if (!on) return
   try {
-    instrumentSdkV2Resources()
     // The table's index is read now, at init; each service's entries on its first call.
     loadResourceTable()
   } catch (error) {
     warn(logger, `calls are recorded without their resources: ${error && error.message}`)
+  }
+}
+
+/** aws-sdk v2 in this process: its calls recorded from its own events (../sdk-v2/), with resources. */
+function recordSdkV2(recorder, resources, logger) {
+  try {
+    instrumentSdkV2({ resources, target: recorder })
+  } catch (error) {
+    warn(logger, `calls of aws-sdk v2 are recorded only over CSM: ${error && error.message}`)
   }
 }
 
