@@ -21,14 +21,27 @@ function ApiCallRecorder(handler, options = {}) {
   if (typeof handler !== 'function') {
     throw new TypeError('ApiCallRecorder(handler, options): handler must be a function')
   }
+  return startRecording(options).wrap(handler)
+}
+
+/** Marks a handler this package wrapped, whichever copy of it did (a function may bundle its own). */
+const WRAPPED = Symbol.for('aws-api-call-recorder.wrapped')
+
+/**
+ * Starts recording now (the recorder bound, the SDKs instrumented, the extension registered), so
+ * that calls made before any handler is wrapped, such as a module's init, are recorded too. `wrap`
+ * then wraps a handler; one already wrapped by this package is returned as it is.
+ */
+function startRecording(options = {}) {
   options = options ?? {}
   const { resolved, warnings } = resolveOptions(options)
   const { logger } = resolved
   for (const message of warnings) warn(logger, message)
-  if (!resolved.enabled) return handler
+  const unwrapped = { recording: false, wrap: (handler) => handler }
+  if (!resolved.enabled) return unwrapped
   // Bound now, at module load, so calls made during init are recorded too.
   const recorder = acquireRecorder(options, logger)
-  if (!recorder) return handler
+  if (!recorder) return unwrapped
   if (resolved.sdkV3) recordSdkV3(recorder, logger, resolved.sdkV3Http)
   recordResources(resolved.resources, logger)
   recordSdkV2(recorder, resolved.resources, logger)
@@ -36,7 +49,15 @@ function ApiCallRecorder(handler, options = {}) {
   // (during init); elsewhere, or when that fails, before the handler's outcome is returned.
   const afterResponse = deliverAfterResponse(recorder,
     { wanted: resolved.afterResponse, explicit: options.afterResponse === true }, (message) => warn(logger, message))
-  return wrapHandler(handler, new FunctionRecording(recorder, logger, afterResponse))
+  return {
+    recording: true,
+    wrap(handler) {
+      if (handler[WRAPPED]) return handler
+      const wrapped = wrapHandler(handler, new FunctionRecording(recorder, logger, afterResponse))
+      Object.defineProperty(wrapped, WRAPPED, { value: true })
+      return wrapped
+    },
+  }
 }
 
 // One receiver per address and process: a second wrapper on the same port shares the first's
@@ -104,4 +125,4 @@ function recordSdkV2(recorder, resources, logger) {
   }
 }
 
-module.exports = { ApiCallRecorder }
+module.exports = { ApiCallRecorder, startRecording }

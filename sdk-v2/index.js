@@ -8,6 +8,11 @@ const { recordSdkV2Resources } = require('./resources.js')
 const { recordSdkV2Calls } = require('./calls.js')
 
 const CORE_FILE = /[\\/]aws-sdk[\\/]lib[\\/]core\.js$/
+/**
+ * A load that may bring aws-sdk v2 in: `aws-sdk` or `aws-sdk/...` from `require`, or the absolute
+ * path of one of its files when an ES module imports it (not `@aws-sdk/...`, the v3 packages).
+ */
+const SDK_REQUEST = /(^|[\\/])aws-sdk([\\/]|$)/
 
 function isAwsNamespace(AWS) {
   return (
@@ -50,7 +55,7 @@ function instrumentSdkV2({ resources = wanted.resources, target = wanted.target 
     const originalLoad = Module._load
     Module._load = function _load(request) {
       const exports = originalLoad.apply(this, arguments)
-      if (typeof request === 'string' && request.startsWith('aws-sdk')) {
+      if (typeof request === 'string' && SDK_REQUEST.test(request)) {
         try {
           hookLoaded()
         } catch {

@@ -53,7 +53,8 @@ export function runtimeClient() {
         'make and g++), or run "npm rebuild aws-lambda-ric"',
     }
   }
-  return { bin: path.join(root, bin), version: manifest.version }
+  const module = path.join(root, 'dist', 'index.mjs')
+  return { bin: path.join(root, bin), module, version: manifest.version }
 }
 
 /** The runtime interface client, or a thrown error that says why it cannot run. */
@@ -78,10 +79,16 @@ function reply(response, status, body, headers = {}) {
   response.end(text)
 }
 
+/** Starts the runtime client as Lambda's Node.js bootstrap does: the handler setting and the task root from the environment. */
+const BOOTSTRAP = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lambda-bootstrap.mjs')
+
 /**
  * Starts the Runtime and Extensions API stand-in for one function. `taskRoot` holds the handler
  * file; `handler` is Lambda's handler setting (`file.export`). `env` is added to the function's
- * environment. `nodePath` runs the runtime under another Node.js binary.
+ * environment. `nodePath` runs the runtime under another Node.js binary. `execWrapper` starts the
+ * runtime through that program, as `AWS_LAMBDA_EXEC_WRAPPER` does (`wrapper node bootstrap`), and
+ * `bootstrap` starts it as Lambda's bootstrap does (always, with a wrapper) instead of through the
+ * client's command.
  */
 export async function startLambda({
   taskRoot,
@@ -91,6 +98,8 @@ export async function startLambda({
   functionName = 'recorder-test',
   nodePath = process.env.LAMBDA_NODE ?? process.execPath,
   shutdownBudgetMs = SHUTDOWN_BUDGET_MS,
+  execWrapper = null,
+  bootstrap = execWrapper !== null,
 }) {
   const client = requireRuntimeClient()
   const server = http.createServer()
@@ -138,7 +147,11 @@ export async function startLambda({
       AWS_DEFAULT_REGION: 'us-west-2',
       ...env,
     }
-    state.child = spawn(nodePath, [client.bin, handler], { cwd: taskRoot, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+    const runtime = bootstrap ? [nodePath, BOOTSTRAP] : [nodePath, client.bin, handler]
+    if (bootstrap) childEnv.LAMBDA_RUNTIME_CLIENT = client.module
+    if (execWrapper) childEnv.AWS_LAMBDA_EXEC_WRAPPER = execWrapper
+    const [command, ...args] = execWrapper ? [execWrapper, ...runtime] : runtime
+    state.child = spawn(command, args, { cwd: taskRoot, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
     const keep = (chunk) => { state.output = (state.output + chunk).slice(-200_000) }
     state.child.stdout.on('data', keep)
     state.child.stderr.on('data', keep)
