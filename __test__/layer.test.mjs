@@ -115,11 +115,15 @@ after(async () => {
 
 let functions = 0
 
-async function layerFunction(handler, { layer = true, env = {} } = {}) {
+/** The runtime client generations this Node.js runs: 3.x everywhere, 4.x (nodejs24.x's) on Node.js 22 and later. */
+const GENERATIONS = [3, 4].filter((generation) => !runtimeClient(generation).error)
+
+async function layerFunction(handler, { layer = true, env = {}, generation = 3 } = {}) {
   const file = path.join(dir, `records-${++functions}.jsonl`)
   const fn = await startLambda({
     taskRoot: path.join(dir, 'task'),
     handler,
+    runtimeGeneration: generation,
     bootstrap: true,
     execWrapper: layer ? wrapper : null,
     env: {
@@ -152,9 +156,9 @@ const SHAPES = [
   ['wrapped.handler', 'wrapped', ['S3 ListBuckets'], []],
 ]
 
-for (const [handler, shape, perInvocation, atInit] of SHAPES) {
-  test(`${shape} (${handler}): every call once, with its invocation, and the init calls`, { timeout: STEP_TIMEOUT_MS }, async () => {
-    const { fn, file } = await layerFunction(handler)
+for (const [handler, shape, perInvocation, atInit] of SHAPES) for (const generation of GENERATIONS) {
+  test(`${shape} (${handler}), runtime client ${generation}.x: every call once, with its invocation, and the init calls`, { timeout: STEP_TIMEOUT_MS }, async () => {
+    const { fn, file } = await layerFunction(handler, { generation })
     const requestIds = []
     try {
       for (let i = 0; i < 3; i++) {
@@ -179,7 +183,7 @@ for (const [handler, shape, perInvocation, atInit] of SHAPES) {
   })
 }
 
-test('a callback-style handler keeps the runtime\'s callback semantics on nodejs22.x and earlier', { timeout: STEP_TIMEOUT_MS }, async (t) => {
+test('a callback-style handler keeps the 3.x runtime client\'s callback semantics', { timeout: STEP_TIMEOUT_MS }, async (t) => {
   if (Number(process.versions.node.split('.')[0]) >= 24) return t.skip('nodejs24.x refuses callback handlers')
   const { fn, file } = await layerFunction('callback.handler')
   let outcome
@@ -195,9 +199,12 @@ test('a callback-style handler keeps the runtime\'s callback semantics on nodejs
 
 const BROKEN = ['missing.handler', 'syntax.handler', 'noexport.handler', 'throws.handler', 'notfunction.handler', 'nodot']
 
-test('a handler that fails to load fails as it does without the layer', { timeout: STEP_TIMEOUT_MS }, async () => {
+for (const generation of GENERATIONS) {
+test(`a handler that fails to load fails as it does without the layer, runtime client ${generation}.x`, { timeout: STEP_TIMEOUT_MS }, async () => {
+  // The 4.x client refuses callback-style handlers: so it does under the layer.
+  const broken = generation >= 4 ? [...BROKEN, 'callback.handler'] : BROKEN
   const initError = async (handler, layer) => {
-    const { fn } = await layerFunction(handler, { layer })
+    const { fn } = await layerFunction(handler, { layer, generation })
     try {
       await assert.rejects(fn.init(), /init error/)
       const [error] = fn.history.initErrors
@@ -207,8 +214,9 @@ test('a handler that fails to load fails as it does without the layer', { timeou
       await fn.shutdown()
     }
   }
-  for (const handler of BROKEN) {
+  for (const handler of broken) {
     const without = await initError(handler, false)
     assert.deepEqual(await initError(handler, true), without, handler)
   }
 })
+}

@@ -1,8 +1,10 @@
 // Loads the function's own handler from its handler setting (`dir/module.export.path`, relative to
-// the task root) the way Lambda's Node.js runtime does: the module path tried as it is, then `.js`
-// (an ES module where the nearest package.json says "type": "module", else CommonJS), `.mjs`,
-// `.cjs`, then Node's resolution from the task root and the module's folder; then the export found
-// by its dotted path. nodejs24.x's runtime imports CommonJS modules too (`importCommonJs`).
+// the task root) the way Lambda's Node.js runtime does, in its two generations:
+// - 3.x (nodejs22.x): the module path tried as it is, then `.js` (an ES module where the nearest
+//   package.json says "type": "module", else required), `.mjs`, `.cjs`, then Node's resolution from
+//   the task root and the module's folder; the export found by its dotted path;
+// - 4.x (nodejs24.x, `importEverything`): the same files, each one imported, CommonJS too; the dotted
+//   path followed through objects only, in the module and then in its default export.
 //
 // Errors are the ones the runtime would report for the function itself: a syntax error or a
 // missing module is thrown as it is (the runtime wraps it as it would the function's), a missing or
@@ -50,32 +52,40 @@ function inModulePackage(folder) {
   }
 }
 
-async function loadModule(taskRoot, folder, name, { importCommonJs }) {
+async function loadModule(taskRoot, folder, name, { importEverything }) {
   // The runtime's own require, so that a module it cannot find is reported with its require stack.
   const require = createRequire(process.argv[1] ?? path.join(taskRoot, 'index.js'))
   const load = async (file, asModule) => {
     if (!fs.existsSync(file)) return undefined
-    return asModule || importCommonJs ? import(pathToFileURL(file).href) : require(file)
+    return asModule || importEverything ? import(pathToFileURL(file).href) : require(file)
   }
   const base = path.resolve(taskRoot, folder, name)
-  const typeModule = fs.existsSync(`${base}.js`) && inModulePackage(path.dirname(base))
+  const typeModule = !importEverything && fs.existsSync(`${base}.js`) && inModulePackage(path.dirname(base))
   return (await load(base, false)) ??
-    (typeModule ? await load(`${base}.js`, true) : await load(`${base}.js`, false)) ??
+    (await load(`${base}.js`, typeModule)) ??
     (await load(`${base}.mjs`, true)) ??
     (await load(`${base}.cjs`, false)) ??
     require(require.resolve(name, { paths: [taskRoot, path.resolve(taskRoot, folder)] }))
 }
 
+/** The value at a dotted path: 3.x follows any value, 4.x objects only. */
+function follow(root, exportPath, importEverything) {
+  return exportPath.split('.').reduce((value, key) =>
+    (importEverything ? (value && typeof value === 'object' ? value[key] : undefined) : value && value[key]), root)
+}
+
 /**
- * The function's handler for `setting` in `taskRoot`. `importCommonJs`: load CommonJS modules with
- * `import()`, as nodejs24.x's runtime does.
+ * The function's handler for `setting` in `taskRoot`. `importEverything`: load it as the 4.x
+ * runtime client does.
  */
-export async function loadFunctionHandler(taskRoot, setting, { importCommonJs = false } = {}) {
+export async function loadFunctionHandler(taskRoot, setting, { importEverything = false } = {}) {
   const [folder, name, exportPath] = parseSetting(setting)
-  const loaded = await loadModule(taskRoot, folder, name, { importCommonJs })
-  const find = (root) => exportPath.split('.').reduce((value, key) => value && value[key], root)
-  // A CommonJS module imported is a namespace whose default is its module.exports.
-  const handler = find(loaded) ?? (importCommonJs ? find(loaded?.default) : undefined)
+  const loaded = await loadModule(taskRoot, folder, name, { importEverything })
+  let handler = follow(loaded, exportPath, importEverything)
+  // An imported CommonJS module is a namespace whose default export is its module.exports.
+  if (!handler && importEverything && loaded !== null && typeof loaded === 'object' && 'default' in loaded) {
+    handler = follow(loaded.default, exportPath, true)
+  }
   if (!handler) throw runtimeError('HandlerNotFound', `${setting} is undefined or not exported`)
   if (typeof handler !== 'function') throw runtimeError('HandlerNotFound', `${setting} is not a function`)
   return handler

@@ -9,8 +9,11 @@ import { loadFunctionHandler } from './function-handler.mjs'
 const require = createRequire(import.meta.url)
 const setting = process.env.API_CALL_RECORDER_HANDLER
 const taskRoot = process.env.LAMBDA_TASK_ROOT ?? process.cwd()
+// The 4.x runtime client (nodejs24.x) puts its InvokeStore on `awslambda` before it loads the
+// handler; 3.x (nodejs22.x) does not. Without the global, the runtime's version decides.
 const runtimeMajor = Number(/^AWS_Lambda_nodejs(\d+)/.exec(process.env.AWS_EXECUTION_ENV ?? '')?.[1] ??
   process.versions.node.split('.')[0])
+const clientGeneration4 = globalThis.awslambda ? globalThis.awslambda.InvokeStore !== undefined : runtimeMajor >= 24
 
 let recording = null
 try {
@@ -20,10 +23,11 @@ try {
   console.warn(`aws-api-call-recorder layer: not recording: ${error?.message}. The function runs unchanged.`)
 }
 
-const functionHandler = await loadFunctionHandler(taskRoot, setting, { importCommonJs: runtimeMajor >= 24 })
-const { runtimeSupportsCallbacks } = require('../lambda/runtime.js')
-// A callback-style handler the runtime refuses (nodejs24.x) is handed over as it is, so the runtime
-// refuses it exactly as it would without the layer.
-const refused = functionHandler.length >= 3 && !runtimeSupportsCallbacks()
+const functionHandler = await loadFunctionHandler(taskRoot, setting, { importEverything: clientGeneration4 })
+const { runtimeSupportsCallbacks, isStreamingHandler } = require('../lambda/runtime.js')
+// A callback-style handler the runtime refuses (the 4.x client, nodejs24.x) is handed over as it
+// is, so the runtime refuses it exactly as it would without the layer.
+const refused = functionHandler.length >= 3 && !isStreamingHandler(functionHandler) &&
+  (clientGeneration4 || !runtimeSupportsCallbacks())
 
 export const handler = recording && !refused ? recording.wrap(functionHandler) : functionHandler

@@ -31,12 +31,14 @@ const INIT_TIMEOUT_MS = 30_000
  * The runtime interface client's entry point, or an error saying why it cannot run here: the client
  * is a dev dependency with a native part compiled at install time.
  */
-export function runtimeClient() {
+export function runtimeClient(generation = 3) {
+  // 3.x is nodejs22.x's generation, 4.x (a dev dependency under an alias) nodejs24.x's.
+  const name = generation >= 4 ? 'aws-lambda-ric-4' : 'aws-lambda-ric'
   let manifestPath
   try {
-    manifestPath = requireFromRepo.resolve('aws-lambda-ric/package.json')
+    manifestPath = requireFromRepo.resolve(`${name}/package.json`)
   } catch {
-    return { error: 'the Lambda runtime interface client (npm aws-lambda-ric) is not installed: run npm install in the repository' }
+    return { error: `the Lambda runtime interface client (npm ${name}) is not installed: run npm install in the repository` }
   }
   const root = path.dirname(manifestPath)
   const manifest = JSON.parse(fs.readFileSync(manifestPath, 'utf8'))
@@ -53,13 +55,15 @@ export function runtimeClient() {
         'make and g++), or run "npm rebuild aws-lambda-ric"',
     }
   }
+  // 3.x: a module whose run() takes the task root and handler; 4.x: its command reads both from the
+  // environment, as Lambda's bootstrap does.
   const module = path.join(root, 'dist', 'index.mjs')
-  return { bin: path.join(root, bin), module, version: manifest.version }
+  return { bin: path.join(root, bin), module, version: manifest.version, generation: Number(manifest.version.split('.')[0]) }
 }
 
 /** The runtime interface client, or a thrown error that says why it cannot run. */
-function requireRuntimeClient() {
-  const client = runtimeClient()
+function requireRuntimeClient(generation) {
+  const client = runtimeClient(generation)
   if (client.error) throw new Error(`cannot run functions as Lambda does: ${client.error}`)
   return client
 }
@@ -100,8 +104,9 @@ export async function startLambda({
   shutdownBudgetMs = SHUTDOWN_BUDGET_MS,
   execWrapper = null,
   bootstrap = execWrapper !== null,
+  runtimeGeneration = 3,
 }) {
-  const client = requireRuntimeClient()
+  const client = requireRuntimeClient(runtimeGeneration)
   const server = http.createServer()
   // Long polls and frozen clients: never close an idle connection under the runtime.
   server.keepAliveTimeout = 0
@@ -147,7 +152,8 @@ export async function startLambda({
       AWS_DEFAULT_REGION: 'us-west-2',
       ...env,
     }
-    const runtime = bootstrap ? [nodePath, BOOTSTRAP] : [nodePath, client.bin, handler]
+    const runtime = client.generation >= 4 ? [nodePath, client.bin]
+      : bootstrap ? [nodePath, BOOTSTRAP] : [nodePath, client.bin, handler]
     if (bootstrap) childEnv.LAMBDA_RUNTIME_CLIENT = client.module
     if (execWrapper) childEnv.AWS_LAMBDA_EXEC_WRAPPER = execWrapper
     const [command, ...args] = execWrapper ? [execWrapper, ...runtime] : runtime
