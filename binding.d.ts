@@ -54,9 +54,10 @@ export declare class NativeRecorder {
   /**
    * Takes in one CSM event, exactly as if it had arrived as a datagram: parsed, sanitized,
    * counted and buffered. `path` says how it was made: `plugin` (the v3 SDK plugin), `http`
-   * (Node's HTTP client) or `csm` (the default), and is counted in `stats().paths`.
+   * (Node's HTTP client), `sdk-v2` (aws-sdk v2's own events) or `csm` (the default), and is
+   * counted in `stats().paths`.
    */
-  ingest(eventJson: string, path?: 'csm' | 'plugin' | 'http' | undefined | null): void
+  ingest(eventJson: string, path?: 'csm' | 'plugin' | 'http' | 'sdk-v2' | undefined | null): void
   /** Attributes records received from now on to this invocation; returns its id. */
   beginInvocation(info?: InvocationInfo | undefined | null): number
   /**
@@ -278,6 +279,11 @@ export interface RecordingPaths {
   plugin: PathCounts
   /** Events of bundled v3 SDKs recorded from Node's HTTP client (option `sdkV3Http`). */
   http: PathCounts
+  /**
+   * Events of aws-sdk v2 clients in this process, taken from the SDK's own monitoring events
+   * (when the SDK does not send them over CSM itself).
+   */
+  sdkV2: PathCounts
 }
 
 /** What a stream writes, and where. */

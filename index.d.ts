@@ -109,9 +109,10 @@ export declare class Recorder {
   takeRecords(): ApiCallRecord[]
   /**
    * Takes in one CSM event (a JSON string), as if it had been received. `path` says how it was made,
-   * for `stats().paths`: `plugin` and `http` are the v3 SDK recording paths; the default is `csm`.
+   * for `stats().paths`: `plugin` and `http` are the v3 SDK recording paths, `sdk-v2` aws-sdk v2's
+   * own events; the default is `csm`.
    */
-  ingest(eventJson: string, path?: 'csm' | 'plugin' | 'http'): void
+  ingest(eventJson: string, path?: 'csm' | 'plugin' | 'http' | 'sdk-v2'): void
   /** Attributes records received from now on to this invocation. */
   beginInvocation(info?: InvocationInfo): number
   /** Drains, stops attributing to the invocation and flushes. */

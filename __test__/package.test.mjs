@@ -72,7 +72,9 @@ test('npm run layer builds a runtime-only layer that loads and records', () => {
   const listing = execFileSync('python3', ['-m', 'zipfile', '-l', zip], { encoding: 'utf8' })
   const entries = listing.split('\n').slice(1).map((line) => line.split(/\s+\d{4}-\d\d-\d\d /)[0].trim()).filter(Boolean)
   const prefix = 'nodejs/node_modules/aws-api-call-recorder/'
-  assert.ok(entries.every((e) => prefix.startsWith(e) || e.startsWith(prefix)), entries.join('\n'))
+  // The package, and at the root the exec wrapper that AWS_LAMBDA_EXEC_WRAPPER names.
+  assert.ok(entries.every((e) => e === 'aws-api-call-recorder' || prefix.startsWith(e) || e.startsWith(prefix)), entries.join('\n'))
+  assert.ok(entries.includes('aws-api-call-recorder'))
   assert.ok(entries.includes(`${prefix}api-call-recorder.linux-x64-gnu.node`))
   assert.ok(entries.includes(`${prefix}index.js`))
   assert.deepEqual(entries.filter((e) => /\.(rs|ts|md|toml)$|__test__|\/scripts\//.test(e)), [], 'runtime files only')

@@ -6,7 +6,7 @@
 
 const sdkV3 = require('../sdk-v3/index.js')
 const { loadTable: loadResourceTable, setResourceRecording } = require('../iam/resources.js')
-const { instrumentSdkV2Resources } = require('../sdk-v2/resources.js')
+const { instrumentSdkV2 } = require('../sdk-v2/index.js')
 const { Recorder, FLAGS_FALL_BACK } = require('../recorder.js')
 const { resolveOptions, nativeOptions, warn } = require('../options.js')
 const { deliverAfterResponse } = require('./extension.js')
@@ -21,21 +21,43 @@ function ApiCallRecorder(handler, options = {}) {
   if (typeof handler !== 'function') {
     throw new TypeError('ApiCallRecorder(handler, options): handler must be a function')
   }
+  return startRecording(options).wrap(handler)
+}
+
+/** Marks a handler this package wrapped, whichever copy of it did (a function may bundle its own). */
+const WRAPPED = Symbol.for('aws-api-call-recorder.wrapped')
+
+/**
+ * Starts recording now (the recorder bound, the SDKs instrumented, the extension registered), so
+ * that calls made before any handler is wrapped, such as a module's init, are recorded too. `wrap`
+ * then wraps a handler; one already wrapped by this package is returned as it is.
+ */
+function startRecording(options = {}) {
   options = options ?? {}
   const { resolved, warnings } = resolveOptions(options)
   const { logger } = resolved
   for (const message of warnings) warn(logger, message)
-  if (!resolved.enabled) return handler
+  const unwrapped = { recording: false, wrap: (handler) => handler }
+  if (!resolved.enabled) return unwrapped
   // Bound now, at module load, so calls made during init are recorded too.
   const recorder = acquireRecorder(options, logger)
-  if (!recorder) return handler
+  if (!recorder) return unwrapped
   if (resolved.sdkV3) recordSdkV3(recorder, logger, resolved.sdkV3Http)
   recordResources(resolved.resources, logger)
+  recordSdkV2(recorder, resolved.resources, logger)
   // In Lambda, records are delivered after the response by an internal extension, registered now
   // (during init); elsewhere, or when that fails, before the handler's outcome is returned.
   const afterResponse = deliverAfterResponse(recorder,
     { wanted: resolved.afterResponse, explicit: options.afterResponse === true }, (message) => warn(logger, message))
-  return wrapHandler(handler, new FunctionRecording(recorder, logger, afterResponse))
+  return {
+    recording: true,
+    wrap(handler) {
+      if (handler[WRAPPED]) return handler
+      const wrapped = wrapHandler(handler, new FunctionRecording(recorder, logger, afterResponse))
+      Object.defineProperty(wrapped, WRAPPED, { value: true })
+      return wrapped
+    },
+  }
 }
 
 // One receiver per address and process: a second wrapper on the same port shares the first's
@@ -87,7 +109,6 @@ function recordResources(on, logger) {
   setResourceRecording(on)
   if (!on) return
   try {
-    instrumentSdkV2Resources()
     // The table's index is read now, at init; each service's entries on its first call.
     loadResourceTable()
   } catch (error) {
@@ -95,4 +116,13 @@ function recordResources(on, logger) {
   }
 }
 
-module.exports = { ApiCallRecorder }
+/** aws-sdk v2 in this process: its calls recorded from its own events (../sdk-v2/), with resources. */
+function recordSdkV2(recorder, resources, logger) {
+  try {
+    instrumentSdkV2({ resources, target: recorder })
+  } catch (error) {
+    warn(logger, `calls of aws-sdk v2 are recorded only over CSM: ${error && error.message}`)
+  }
+}
+
+module.exports = { ApiCallRecorder, startRecording }

@@ -1,5 +1,6 @@
 // Builds a Lambda layer zip: nodejs/node_modules/aws-api-call-recorder/ with only what the function
-// needs at run time (the JS modules, the generated loader and the linux-x64 native addon).
+// needs at run time (the JS modules, the generated loader and the linux-x64 native addon), and at
+// its root the exec wrapper `aws-api-call-recorder` (mode 0755: Lambda keeps a layer's file modes).
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -9,6 +10,8 @@ const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..')
 const output = path.resolve(process.argv[2] ?? path.join(root, 'dist', 'aws-api-call-recorder-layer.zip'))
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'))
 const addon = 'api-call-recorder.linux-x64-gnu.node'
+/** The exec wrapper's name at the layer's root: AWS_LAMBDA_EXEC_WRAPPER=/opt/aws-api-call-recorder. */
+const EXEC_WRAPPER = 'aws-api-call-recorder'
 
 if (!fs.existsSync(path.join(root, addon))) {
   console.error(`${addon} is missing: run "npm run build" first`)
@@ -23,7 +26,8 @@ const runtimeFiles = packed[0].files
   .filter((f) => !f.startsWith('scripts/') && !f.endsWith('.d.ts') && !f.endsWith('.md') && !/^cli(\.js$|\/)/.test(f))
   .filter((f) => f !== 'package.json')
 
-const staging = fs.mkdtempSync(path.join(path.dirname(output) === root ? root : path.dirname(output), '.layer-'))
+fs.mkdirSync(path.dirname(output), { recursive: true })
+const staging = fs.mkdtempSync(path.join(path.dirname(output), '.layer-'))
 try {
   const target = path.join(staging, 'nodejs', 'node_modules', pkg.name)
   for (const file of runtimeFiles) {
@@ -32,11 +36,14 @@ try {
   }
   const { scripts, devDependencies, napi, files, ...runtimePackage } = pkg
   fs.writeFileSync(path.join(target, 'package.json'), `${JSON.stringify(runtimePackage, null, 2)}\n`)
-  fs.mkdirSync(path.dirname(output), { recursive: true })
+  const wrapper = path.join(staging, EXEC_WRAPPER)
+  fs.copyFileSync(path.join(root, 'layer', 'exec-wrapper.sh'), wrapper)
+  fs.chmodSync(wrapper, 0o755)
   fs.rmSync(output, { force: true })
-  execFileSync('python3', ['-m', 'zipfile', '-c', output, 'nodejs'], { cwd: staging })
+  // Python's zipfile keeps each file's mode in the archive.
+  execFileSync('python3', ['-m', 'zipfile', '-c', output, 'nodejs', EXEC_WRAPPER], { cwd: staging })
 } finally {
   fs.rmSync(staging, { recursive: true, force: true })
 }
 const size = fs.statSync(output).size
-console.log(`${path.relative(process.cwd(), output) || output}: ${(size / 1024 / 1024).toFixed(1)} MiB, ${runtimeFiles.length + 1} files`)
+console.log(`${path.relative(process.cwd(), output) || output}: ${(size / 1024 / 1024).toFixed(1)} MiB, ${runtimeFiles.length + 2} files`)

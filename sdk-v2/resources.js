@@ -8,26 +8,16 @@
 // - `AWS.Service.prototype` 'apiCall': every client's ApiCall event bubbles up to it, synchronously,
 //   before the SDK's publisher serializes it on the next tick.
 // The call itself is not touched. Limits: requests created before the hooks are installed are not
-// covered (global request listeners are copied into each request when it is made), and like every v2
-// CSM event the result reaches the recorder only when AWS_CSM_ENABLED is on.
+// covered (global request listeners are copied into each request when it is made). The events
+// reach the recorder in process (./calls.js) or over CSM.
 
 const { addResources } = require('../iam/resources.js')
 
 const HOOKED = Symbol.for('aws-api-call-recorder.sdk-v2.resources')
-const CORE_FILE = /[\\/]aws-sdk[\\/]lib[\\/]core\.js$/
-
-function isAwsNamespace(AWS) {
-  return (
-    AWS !== null &&
-    typeof AWS === 'object' &&
-    typeof AWS.events?.on === 'function' &&
-    typeof AWS.Service?.prototype?.on === 'function'
-  )
-}
 
 /** Adds the listeners to one copy of aws-sdk v2 (its `AWS` namespace). Returns false if it had them. */
 function recordSdkV2Resources(AWS) {
-  if (!isAwsNamespace(AWS) || Object.hasOwn(AWS, HOOKED)) return false
+  if (Object.hasOwn(AWS, HOOKED)) return false
   Object.defineProperty(AWS, HOOKED, { value: true })
   let completing = null
   AWS.events.on('complete', function noteCompletingRequest(response) {
@@ -50,37 +40,4 @@ function recordSdkV2Resources(AWS) {
   return true
 }
 
-let loadHooked = false
-
-/**
- * Adds the listeners to every copy of aws-sdk v2 loaded now (found in require.cache) and to copies
- * loaded later. Returns how many copies were hooked now.
- */
-function instrumentSdkV2Resources() {
-  const Module = require('node:module')
-  const hookLoaded = () => {
-    let hooked = 0
-    for (const [file, cached] of Object.entries(Module._cache)) {
-      if (CORE_FILE.test(file) && recordSdkV2Resources(cached?.exports)) hooked++
-    }
-    return hooked
-  }
-  if (!loadHooked) {
-    loadHooked = true
-    const originalLoad = Module._load
-    Module._load = function _load(request) {
-      const exports = originalLoad.apply(this, arguments)
-      if (typeof request === 'string' && request.startsWith('aws-sdk')) {
-        try {
-          hookLoaded()
-        } catch {
-          // not recorded with resources
-        }
-      }
-      return exports
-    }
-  }
-  return hookLoaded()
-}
-
-module.exports = { recordSdkV2Resources, instrumentSdkV2Resources }
+module.exports = { recordSdkV2Resources }

@@ -32,7 +32,7 @@ macro_rules! define_stats {
         pub struct Stats {
             $( #[doc = $doc] pub $field: AtomicU64, )*
             /// What each recording path took in, indexed by [`RecordingPath`].
-            paths: [PathCounters; 3],
+            paths: [PathCounters; 4],
         }
 
         /// A point-in-time copy of [`Stats`].
@@ -50,6 +50,7 @@ macro_rules! define_stats {
                         csm: self.path(RecordingPath::Csm).snapshot(),
                         plugin: self.path(RecordingPath::Plugin).snapshot(),
                         http: self.path(RecordingPath::Http).snapshot(),
+                        sdk_v2: self.path(RecordingPath::SdkV2).snapshot(),
                     },
                 }
             }
@@ -68,6 +69,9 @@ pub enum RecordingPath {
     Plugin,
     /// An event of a bundled v3 SDK made in this process from Node's HTTP client.
     Http,
+    /// A monitoring event of an aws-sdk v2 client in this process, taken from the SDK's own events
+    /// instead of its CSM datagram.
+    SdkV2,
 }
 
 impl RecordingPath {
@@ -77,6 +81,7 @@ impl RecordingPath {
             "csm" => Some(RecordingPath::Csm),
             "plugin" => Some(RecordingPath::Plugin),
             "http" => Some(RecordingPath::Http),
+            "sdk-v2" => Some(RecordingPath::SdkV2),
             _ => None,
         }
     }
@@ -117,6 +122,7 @@ pub struct PathsSnapshot {
     pub csm: PathSnapshot,
     pub plugin: PathSnapshot,
     pub http: PathSnapshot,
+    pub sdk_v2: PathSnapshot,
 }
 
 impl Stats {

@@ -31,12 +31,14 @@ const INIT_TIMEOUT_MS = 30_000
  * The runtime interface client's entry point, or an error saying why it cannot run here: the client
  * is a dev dependency with a native part compiled at install time.
  */
-export function runtimeClient() {
+export function runtimeClient(generation = 3) {
+  // 3.x is nodejs22.x's generation, 4.x (a dev dependency under an alias) nodejs24.x's.
+  const name = generation >= 4 ? 'aws-lambda-ric-4' : 'aws-lambda-ric'
   let manifestPath
   try {
-    manifestPath = requireFromRepo.resolve('aws-lambda-ric/package.json')
+    manifestPath = requireFromRepo.resolve(`${name}/package.json`)
   } catch {
-    return { error: 'the Lambda runtime interface client (npm aws-lambda-ric) is not installed: run npm install in the repository' }
+    return { error: `the Lambda runtime interface client (npm ${name}) is not installed: run npm install in the repository` }
   }
   const root = path.dirname(manifestPath)
   const manifest = JSON.parse(fs.readFileSync(manifestPath, 'utf8'))
@@ -53,12 +55,15 @@ export function runtimeClient() {
         'make and g++), or run "npm rebuild aws-lambda-ric"',
     }
   }
-  return { bin: path.join(root, bin), version: manifest.version }
+  // 3.x: a module whose run() takes the task root and handler; 4.x: its command reads both from the
+  // environment, as Lambda's bootstrap does.
+  const module = path.join(root, 'dist', 'index.mjs')
+  return { bin: path.join(root, bin), module, version: manifest.version, generation: Number(manifest.version.split('.')[0]) }
 }
 
 /** The runtime interface client, or a thrown error that says why it cannot run. */
-function requireRuntimeClient() {
-  const client = runtimeClient()
+function requireRuntimeClient(generation) {
+  const client = runtimeClient(generation)
   if (client.error) throw new Error(`cannot run functions as Lambda does: ${client.error}`)
   return client
 }
@@ -78,10 +83,16 @@ function reply(response, status, body, headers = {}) {
   response.end(text)
 }
 
+/** Starts the runtime client as Lambda's Node.js bootstrap does: the handler setting and the task root from the environment. */
+const BOOTSTRAP = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lambda-bootstrap.mjs')
+
 /**
  * Starts the Runtime and Extensions API stand-in for one function. `taskRoot` holds the handler
  * file; `handler` is Lambda's handler setting (`file.export`). `env` is added to the function's
- * environment. `nodePath` runs the runtime under another Node.js binary.
+ * environment. `nodePath` runs the runtime under another Node.js binary. `execWrapper` starts the
+ * runtime through that program, as `AWS_LAMBDA_EXEC_WRAPPER` does (`wrapper node bootstrap`), and
+ * `bootstrap` starts it as Lambda's bootstrap does (always, with a wrapper) instead of through the
+ * client's command.
  */
 export async function startLambda({
   taskRoot,
@@ -91,8 +102,11 @@ export async function startLambda({
   functionName = 'recorder-test',
   nodePath = process.env.LAMBDA_NODE ?? process.execPath,
   shutdownBudgetMs = SHUTDOWN_BUDGET_MS,
+  execWrapper = null,
+  bootstrap = execWrapper !== null,
+  runtimeGeneration = 3,
 }) {
-  const client = requireRuntimeClient()
+  const client = requireRuntimeClient(runtimeGeneration)
   const server = http.createServer()
   // Long polls and frozen clients: never close an idle connection under the runtime.
   server.keepAliveTimeout = 0
@@ -138,7 +152,12 @@ export async function startLambda({
       AWS_DEFAULT_REGION: 'us-west-2',
       ...env,
     }
-    state.child = spawn(nodePath, [client.bin, handler], { cwd: taskRoot, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+    const runtime = client.generation >= 4 ? [nodePath, client.bin]
+      : bootstrap ? [nodePath, BOOTSTRAP] : [nodePath, client.bin, handler]
+    if (bootstrap) childEnv.LAMBDA_RUNTIME_CLIENT = client.module
+    if (execWrapper) childEnv.AWS_LAMBDA_EXEC_WRAPPER = execWrapper
+    const [command, ...args] = execWrapper ? [execWrapper, ...runtime] : runtime
+    state.child = spawn(command, args, { cwd: taskRoot, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
     const keep = (chunk) => { state.output = (state.output + chunk).slice(-200_000) }
     state.child.stdout.on('data', keep)
     state.child.stderr.on('data', keep)

@@ -82,17 +82,18 @@ impl NativeRecorder {
 
     /// Takes in one CSM event, exactly as if it had arrived as a datagram: parsed, sanitized,
     /// counted and buffered. `path` says how it was made: `plugin` (the v3 SDK plugin), `http`
-    /// (Node's HTTP client) or `csm` (the default), and is counted in `stats().paths`.
+    /// (Node's HTTP client), `sdk-v2` (aws-sdk v2's own events) or `csm` (the default), and is
+    /// counted in `stats().paths`.
     #[napi(
         catch_unwind,
-        ts_args_type = "eventJson: string, path?: 'csm' | 'plugin' | 'http' | undefined | null"
+        ts_args_type = "eventJson: string, path?: 'csm' | 'plugin' | 'http' | 'sdk-v2' | undefined | null"
     )]
     pub fn ingest(&self, event_json: String, path: Option<String>) -> Result<()> {
         let path = match path.as_deref() {
             None => RecordingPath::Csm,
             Some(name) => RecordingPath::from_name(name).ok_or_else(|| {
                 napi::Error::from_reason(format!(
-                    "unknown recording path {name:?} (expected csm, plugin or http)"
+                    "unknown recording path {name:?} (expected csm, plugin, http or sdk-v2)"
                 ))
             })?,
         };

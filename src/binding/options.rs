@@ -169,6 +169,9 @@ pub struct RecordingPaths {
     pub plugin: PathCounts,
     /// Events of bundled v3 SDKs recorded from Node's HTTP client (option `sdkV3Http`).
     pub http: PathCounts,
+    /// Events of aws-sdk v2 clients in this process, taken from the SDK's own monitoring events
+    /// (when the SDK does not send them over CSM itself).
+    pub sdk_v2: PathCounts,
 }
 
 /// What arrived over Client-Side Monitoring.
@@ -196,6 +199,7 @@ impl From<stats::PathsSnapshot> for RecordingPaths {
             },
             plugin: counts(paths.plugin),
             http: counts(paths.http),
+            sdk_v2: counts(paths.sdk_v2),
         }
     }
 }

@@ -1,0 +1,222 @@
+// The layer as Lambda runs it: `npm run layer`'s zip extracted with its file modes, the runtime
+// started through its exec wrapper (AWS_LAMBDA_EXEC_WRAPPER) under the real runtime interface client,
+// and functions that know nothing of the recorder. Every shape of handler is recorded, each call
+// once with its invocation; a handler that fails to load fails as it does without the layer.
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { startLambda, runtimeClient } from './helpers/lambda-runtime.mjs'
+import { startMoto, FAKE_CREDENTIALS } from './helpers/moto.mjs'
+import { readJsonl, assertNoSecrets } from './helpers/records.mjs'
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const STEP_TIMEOUT_MS = 120_000
+let moto, dir, opt, wrapper
+
+/** Extracts a zip keeping each file's mode, as Lambda extracts layers under /opt. */
+function unzipKeepingModes(zip, into) {
+  execFileSync('python3', ['-c', `
+import os, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z:
+    for info in z.infolist():
+        target = z.extract(info, sys.argv[2])
+        mode = (info.external_attr >> 16) & 0o777
+        if mode and not info.is_dir():
+            os.chmod(target, mode)
+`, zip, into])
+}
+
+// The functions, as users write them: no recorder in sight.
+const V3_AND_V2_CALLS = `
+  const sts = new STSClient({ endpoint: process.env.MOTO_ENDPOINT })
+  const s3 = new S3Client({ endpoint: process.env.MOTO_ENDPOINT, forcePathStyle: true })
+  const stsV2 = new AWS.STS({ endpoint: process.env.MOTO_ENDPOINT })
+`
+const FUNCTIONS = {
+  'cjs/index.js': `
+const { STSClient, GetCallerIdentityCommand } = require('@aws-sdk/client-sts')
+const { S3Client, ListBucketsCommand } = require('@aws-sdk/client-s3')
+const AWS = require('aws-sdk')
+${V3_AND_V2_CALLS}
+// A call started at load that ends in the first invocation belongs to that invocation.
+const started = sts.send(new GetCallerIdentityCommand({}))
+exports.handler = async (event) => {
+  await started
+  await s3.send(new ListBucketsCommand({}))
+  await stsV2.getCallerIdentity().promise()
+  return { shape: 'cjs', i: event.i }
+}`,
+  'src/app.mjs': `
+import { STSClient, GetCallerIdentityCommand } from '@aws-sdk/client-sts'
+import { S3Client, ListBucketsCommand } from '@aws-sdk/client-s3'
+import AWS from 'aws-sdk'
+${V3_AND_V2_CALLS}
+await sts.send(new GetCallerIdentityCommand({}))
+export const handler = async (event) => {
+  await s3.send(new ListBucketsCommand({}))
+  await stsV2.getCallerIdentity().promise()
+  return { shape: 'esm', i: event.i }
+}`,
+  'typed/package.json': '{ "type": "module" }',
+  'typed/app.js': `
+import { S3Client, ListBucketsCommand } from '@aws-sdk/client-s3'
+const s3 = new S3Client({ endpoint: process.env.MOTO_ENDPOINT, forcePathStyle: true })
+export const nested = { handler: async (event) => {
+  await s3.send(new ListBucketsCommand({}))
+  return { shape: 'type-module', i: event.i }
+} }`,
+  'callback.js': `
+const AWS = require('aws-sdk')
+const stsV2 = new AWS.STS({ endpoint: process.env.MOTO_ENDPOINT })
+exports.handler = (event, context, callback) => {
+  stsV2.getCallerIdentity((error) => callback(error, { shape: 'callback', i: event.i }))
+}`,
+  'wrapped.js': `
+const ApiCallRecorder = require('aws-api-call-recorder')
+const { S3Client, ListBucketsCommand } = require('@aws-sdk/client-s3')
+const s3 = new S3Client({ endpoint: process.env.MOTO_ENDPOINT, forcePathStyle: true })
+exports.handler = ApiCallRecorder(async (event) => {
+  await s3.send(new ListBucketsCommand({}))
+  return { shape: 'wrapped', i: event.i }
+})`,
+  'syntax.js': 'exports.handler = async () => {',
+  'noexport.js': 'exports.other = async () => 1',
+  'throws.js': 'throw new TypeError("the function\'s init failed")',
+  'notfunction.js': 'exports.handler = 42',
+}
+
+before(async () => {
+  const client = runtimeClient()
+  if (client.error) throw new Error(`these tests run functions under the Lambda runtime interface client: ${client.error}`)
+  moto = await startMoto()
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'acr-layer-'))
+  const zip = path.join(dir, 'layer.zip')
+  execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'layer.mjs'), zip], { cwd: ROOT })
+  opt = path.join(dir, 'opt')
+  unzipKeepingModes(zip, opt)
+  wrapper = path.join(opt, 'aws-api-call-recorder')
+  const task = path.join(dir, 'task')
+  for (const [file, text] of Object.entries(FUNCTIONS)) {
+    fs.mkdirSync(path.dirname(path.join(task, file)), { recursive: true })
+    fs.writeFileSync(path.join(task, file), text)
+  }
+  // The SDKs, where Lambda's runtime provides them (ES modules do not read NODE_PATH).
+  fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(task, 'node_modules'))
+})
+
+after(async () => {
+  await moto?.stop()
+  if (dir) fs.rmSync(dir, { recursive: true, force: true })
+})
+
+let functions = 0
+
+/** The runtime client generations this Node.js runs: 3.x everywhere, 4.x (nodejs24.x's) on Node.js 22 and later. */
+const GENERATIONS = [3, 4].filter((generation) => !runtimeClient(generation).error)
+
+async function layerFunction(handler, { layer = true, env = {}, generation = 3 } = {}) {
+  const file = path.join(dir, `records-${++functions}.jsonl`)
+  const fn = await startLambda({
+    taskRoot: path.join(dir, 'task'),
+    handler,
+    runtimeGeneration: generation,
+    bootstrap: true,
+    execWrapper: layer ? wrapper : null,
+    env: {
+      ...FAKE_CREDENTIALS,
+      AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE: '1',
+      AWS_CONFIG_FILE: path.join(dir, 'none'),
+      AWS_SHARED_CREDENTIALS_FILE: path.join(dir, 'none'),
+      MOTO_ENDPOINT: moto.endpoint,
+      NODE_PATH: path.join(opt, 'nodejs', 'node_modules'),
+      API_CALL_RECORDER_FILE: file,
+      ...env,
+    },
+  })
+  return { fn, file }
+}
+
+test('the zip has the exec wrapper at its root, executable, and ending in exec "$@"', () => {
+  const mode = fs.statSync(wrapper).mode
+  assert.equal(mode & 0o111, 0o111, `mode ${mode.toString(8)}`)
+  const script = fs.readFileSync(wrapper, 'utf8')
+  assert.match(script, /^#!\/bin\/sh\n/)
+  assert.match(script.trimEnd(), /\nexec "\$@"$/)
+  assert.doesNotMatch(script, /NODE_OPTIONS=/, 'NODE_OPTIONS is the user\'s')
+})
+
+const SHAPES = [
+  ['cjs/index.handler', 'cjs', ['S3 ListBuckets', 'STS GetCallerIdentity'], []],
+  ['src/app.handler', 'esm', ['S3 ListBuckets', 'STS GetCallerIdentity'], ['STS GetCallerIdentity']],
+  ['typed/app.nested.handler', 'type-module', ['S3 ListBuckets'], []],
+  ['wrapped.handler', 'wrapped', ['S3 ListBuckets'], []],
+]
+
+for (const [handler, shape, perInvocation, atInit] of SHAPES) for (const generation of GENERATIONS) {
+  test(`${shape} (${handler}), runtime client ${generation}.x: every call once, with its invocation, and the init calls`, { timeout: STEP_TIMEOUT_MS }, async () => {
+    const { fn, file } = await layerFunction(handler, { generation })
+    const requestIds = []
+    try {
+      for (let i = 0; i < 3; i++) {
+        const outcome = await fn.invoke({ i })
+        assert.deepEqual(outcome.result, { shape, i }, fn.output())
+        requestIds.push(outcome.requestId)
+      }
+    } finally {
+      await fn.shutdown()
+    }
+    const records = readJsonl(file)
+    const calls = records.filter((r) => r.Type === 'ApiCall')
+    const of = (where) => calls.filter(where).map((r) => `${r.Service} ${r.Api}`).sort()
+    assert.deepEqual(of((r) => r.phase === 'init'), atInit, fn.output())
+    const extra = shape === 'cjs' ? ['STS GetCallerIdentity'] : []
+    requestIds.forEach((requestId, i) => {
+      assert.deepEqual(of((r) => r.awsRequestId === requestId), [...perInvocation, ...(i === 0 ? extra : [])].sort())
+    })
+    assert.equal(calls.length, atInit.length + 3 * perInvocation.length + extra.length, 'nothing recorded twice')
+    assertNoSecrets(fs.readFileSync(file, 'utf8'), 'the records')
+    assert.doesNotMatch(fn.output(), /aws-api-call-recorder.*(not recording|warn)/i)
+  })
+}
+
+test('a callback-style handler keeps the 3.x runtime client\'s callback semantics', { timeout: STEP_TIMEOUT_MS }, async (t) => {
+  if (Number(process.versions.node.split('.')[0]) >= 24) return t.skip('nodejs24.x refuses callback handlers')
+  const { fn, file } = await layerFunction('callback.handler')
+  let outcome
+  try {
+    outcome = await fn.invoke({ i: 7 })
+  } finally {
+    await fn.shutdown()
+  }
+  assert.deepEqual(outcome.result, { shape: 'callback', i: 7 }, fn.output())
+  const calls = readJsonl(file).filter((r) => r.Type === 'ApiCall')
+  assert.deepEqual(calls.map((r) => [r.Service, r.Api, r.awsRequestId]), [['STS', 'GetCallerIdentity', outcome.requestId]])
+})
+
+const BROKEN = ['missing.handler', 'syntax.handler', 'noexport.handler', 'throws.handler', 'notfunction.handler', 'nodot']
+
+for (const generation of GENERATIONS) {
+test(`a handler that fails to load fails as it does without the layer, runtime client ${generation}.x`, { timeout: STEP_TIMEOUT_MS }, async () => {
+  // The 4.x client refuses callback-style handlers: so it does under the layer.
+  const broken = generation >= 4 ? [...BROKEN, 'callback.handler'] : BROKEN
+  const initError = async (handler, layer) => {
+    const { fn } = await layerFunction(handler, { layer, generation })
+    try {
+      await assert.rejects(fn.init(), /init error/)
+      const [error] = fn.history.initErrors
+      // The message's first line; the lines after it are stack frames, which name the layer's files.
+      return { errorType: error.errorType, errorMessage: error.errorMessage.split('\n')[0] }
+    } finally {
+      await fn.shutdown()
+    }
+  }
+  for (const handler of broken) {
+    const without = await initError(handler, false)
+    assert.deepEqual(await initError(handler, true), without, handler)
+  }
+})
+}
