@@ -9,6 +9,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { createRequire } from 'node:module'
 import { startLambda, runtimeClient } from './helpers/lambda-runtime.mjs'
 import { startMoto, FAKE_CREDENTIALS } from './helpers/moto.mjs'
 import { readJsonl, assertNoSecrets } from './helpers/records.mjs'
@@ -83,6 +84,21 @@ exports.handler = ApiCallRecorder(async (event) => {
   await s3.send(new ListBucketsCommand({}))
   return { shape: 'wrapped', i: event.i }
 })`,
+  'streaming.js': `
+const { S3Client, ListBucketsCommand } = require('@aws-sdk/client-s3')
+const s3 = new S3Client({ endpoint: process.env.MOTO_ENDPOINT, forcePathStyle: true })
+exports.handler = awslambda.streamifyResponse(async (event, responseStream, context) => {
+  responseStream.setContentType('text/plain')
+  await s3.send(new ListBucketsCommand({}))
+  responseStream.end('streamed ' + event.i)
+})`,
+  'bundle-src/app.js': `
+import { S3Client, ListBucketsCommand } from '@aws-sdk/client-s3'
+const s3 = new S3Client({ endpoint: process.env.MOTO_ENDPOINT, forcePathStyle: true })
+export const handler = async (event) => {
+  await s3.send(new ListBucketsCommand({}))
+  return { shape: 'bundle', i: event.i }
+}`,
   'syntax.js': 'exports.handler = async () => {',
   'noexport.js': 'exports.other = async () => 1',
   'throws.js': 'throw new TypeError("the function\'s init failed")',
@@ -106,6 +122,11 @@ before(async () => {
   }
   // The SDKs, where Lambda's runtime provides them (ES modules do not read NODE_PATH).
   fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(task, 'node_modules'))
+  // A function bundled with its SDK, as esbuild users deploy it.
+  createRequire(import.meta.url)('esbuild').buildSync({
+    entryPoints: [path.join(task, 'bundle-src', 'app.js')], bundle: true, platform: 'node', format: 'cjs',
+    outfile: path.join(task, 'bundle', 'index.js'), logLevel: 'error', absWorkingDir: ROOT,
+  })
 })
 
 after(async () => {
@@ -118,14 +139,14 @@ let functions = 0
 /** The runtime client generations this Node.js runs: 3.x everywhere, 4.x (nodejs24.x's) on Node.js 22 and later. */
 const GENERATIONS = [3, 4].filter((generation) => !runtimeClient(generation).error)
 
-async function layerFunction(handler, { layer = true, env = {}, generation = 3 } = {}) {
+async function layerFunction(handler, { layer = true, env = {}, generation = 3, wrapper: execWrapper = wrapper } = {}) {
   const file = path.join(dir, `records-${++functions}.jsonl`)
   const fn = await startLambda({
     taskRoot: path.join(dir, 'task'),
     handler,
     runtimeGeneration: generation,
     bootstrap: true,
-    execWrapper: layer ? wrapper : null,
+    execWrapper: layer ? execWrapper : null,
     env: {
       ...FAKE_CREDENTIALS,
       AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE: '1',
@@ -154,6 +175,7 @@ const SHAPES = [
   ['src/app.handler', 'esm', ['S3 ListBuckets', 'STS GetCallerIdentity'], ['STS GetCallerIdentity']],
   ['typed/app.nested.handler', 'type-module', ['S3 ListBuckets'], []],
   ['wrapped.handler', 'wrapped', ['S3 ListBuckets'], []],
+  ['bundle/index.handler', 'bundle', ['S3 ListBuckets'], []],
 ]
 
 for (const [handler, shape, perInvocation, atInit] of SHAPES) for (const generation of GENERATIONS) {
@@ -195,6 +217,42 @@ test('a callback-style handler keeps the 3.x runtime client\'s callback semantic
   assert.deepEqual(outcome.result, { shape: 'callback', i: 7 }, fn.output())
   const calls = readJsonl(file).filter((r) => r.Type === 'ApiCall')
   assert.deepEqual(calls.map((r) => [r.Service, r.Api, r.awsRequestId]), [['STS', 'GetCallerIdentity', outcome.requestId]])
+})
+
+for (const generation of GENERATIONS) {
+  test(`a response-streaming handler gets its stream, runtime client ${generation}.x`, { timeout: STEP_TIMEOUT_MS }, async () => {
+    const { fn, file } = await layerFunction('streaming.handler', { generation })
+    const outcomes = []
+    try {
+      for (let i = 0; i < 2; i++) outcomes.push(await fn.invoke({ i }))
+    } finally {
+      await fn.shutdown()
+    }
+    outcomes.forEach((outcome, i) => {
+      assert.equal(outcome.streamed, true, fn.output())
+      assert.equal(outcome.body, `streamed ${i}`)
+    })
+    const calls = readJsonl(file).filter((r) => r.Type === 'ApiCall')
+    assert.deepEqual(calls.map((r) => r.awsRequestId), outcomes.map((o) => o.requestId))
+  })
+}
+
+test('a layer whose addon does not load: the function runs unchanged, after one warning', { timeout: STEP_TIMEOUT_MS }, async () => {
+  const broken = path.join(dir, 'opt-broken')
+  fs.cpSync(opt, broken, { recursive: true })
+  const addon = path.join(broken, 'nodejs', 'node_modules', 'aws-api-call-recorder', 'api-call-recorder.linux-x64-gnu.node')
+  fs.writeFileSync(addon, 'not an ELF file')
+  const { fn, file } = await layerFunction('cjs/index.handler', { wrapper: path.join(broken, 'aws-api-call-recorder') })
+  const outcomes = []
+  try {
+    for (let i = 0; i < 2; i++) outcomes.push(await fn.invoke({ i }))
+  } finally {
+    await fn.shutdown()
+  }
+  outcomes.forEach((outcome, i) => assert.deepEqual(outcome.result, { shape: 'cjs', i }, fn.output()))
+  assert.deepEqual(readJsonl(file), [])
+  const warnings = fn.output().split('\n').filter((line) => /aws-api-call-recorder/.test(line) && /not recording/.test(line))
+  assert.equal(warnings.length, 1, fn.output())
 })
 
 const BROKEN = ['missing.handler', 'syntax.handler', 'noexport.handler', 'throws.handler', 'notfunction.handler', 'nodot']
