@@ -10,7 +10,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createRequire } from 'node:module'
-import { startLambda, runtimeClient } from './helpers/lambda-runtime.mjs'
+import { startLambda, runtimeClient, lambdaLayoutUnavailable } from './helpers/lambda-runtime.mjs'
 import { startMoto, FAKE_CREDENTIALS } from './helpers/moto.mjs'
 import { readJsonl, assertNoSecrets } from './helpers/records.mjs'
 
@@ -139,21 +139,23 @@ let functions = 0
 /** The runtime client generations this Node.js runs: 3.x everywhere, 4.x (nodejs24.x's) on Node.js 22 and later. */
 const GENERATIONS = [3, 4].filter((generation) => !runtimeClient(generation).error)
 
-async function layerFunction(handler, { layer = true, env = {}, generation = 3, wrapper: execWrapper = wrapper } = {}) {
+async function layerFunction(handler, { layer = true, env = {}, generation = 3, wrapper: execWrapper = wrapper, lambdaLayout = false } = {}) {
   const file = path.join(dir, `records-${++functions}.jsonl`)
+  const inside = lambdaLayout ? { opt: '/opt', task: '/var/task' } : { opt, task: path.join(dir, 'task') }
   const fn = await startLambda({
-    taskRoot: path.join(dir, 'task'),
+    taskRoot: inside.task,
     handler,
     runtimeGeneration: generation,
     bootstrap: true,
-    execWrapper: layer ? execWrapper : null,
+    execWrapper: layer ? (lambdaLayout ? '/opt/aws-api-call-recorder' : execWrapper) : null,
+    layout: lambdaLayout ? { opt, task: path.join(dir, 'task') } : null,
     env: {
       ...FAKE_CREDENTIALS,
       AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE: '1',
       AWS_CONFIG_FILE: path.join(dir, 'none'),
       AWS_SHARED_CREDENTIALS_FILE: path.join(dir, 'none'),
       MOTO_ENDPOINT: moto.endpoint,
-      NODE_PATH: path.join(opt, 'nodejs', 'node_modules'),
+      NODE_PATH: path.join(inside.opt, 'nodejs', 'node_modules'),
       API_CALL_RECORDER_FILE: file,
       ...env,
     },
@@ -220,6 +222,23 @@ test('a callback-style handler keeps the 3.x runtime client\'s callback semantic
 })
 
 for (const generation of GENERATIONS) {
+  test(`laid out as Lambda does (layer on /opt, code on /var/task), runtime client ${generation}.x`, { timeout: STEP_TIMEOUT_MS }, async (t) => {
+    const unavailable = lambdaLayoutUnavailable()
+    if (unavailable) return t.skip(unavailable)
+    for (const handler of ['cjs/index.handler', 'src/app.handler']) {
+      const { fn, file } = await layerFunction(handler, { generation, lambdaLayout: true })
+      let outcome
+      try {
+        outcome = await fn.invoke({ i: 1 })
+      } finally {
+        await fn.shutdown()
+      }
+      assert.equal(outcome.result?.i, 1, fn.output())
+      const calls = readJsonl(file).filter((r) => r.Type === 'ApiCall' && r.awsRequestId === outcome.requestId)
+      assert.ok(calls.some((r) => r.Api === 'ListBuckets'), `${handler}: ${fn.output()}`)
+    }
+  })
+
   test(`a response-streaming handler gets its stream, runtime client ${generation}.x`, { timeout: STEP_TIMEOUT_MS }, async () => {
     const { fn, file } = await layerFunction('streaming.handler', { generation })
     const outcomes = []

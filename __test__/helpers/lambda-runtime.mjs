@@ -12,7 +12,7 @@
 // - a function that has not finished by its deadline times out: the process is killed, and the next
 //   invocation starts a new environment.
 // - shutdown: SHUTDOWN to extensions registered for it, SIGTERM to the runtime, SIGKILL after the budget.
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import fs from 'node:fs'
 import http from 'node:http'
@@ -87,12 +87,38 @@ function reply(response, status, body, headers = {}) {
 const BOOTSTRAP = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lambda-bootstrap.mjs')
 
 /**
+ * Whether functions can be laid out as Lambda does, with the layer at /opt and the code at
+ * /var/task, in a private mount namespace: needs root and util-linux's `unshare` (the machine's own
+ * /opt and /var are never touched). `null` when it can, else why not.
+ */
+export function lambdaLayoutUnavailable() {
+  if (process.getuid?.() !== 0) return 'laying a function out under /opt and /var/task needs root (a private mount namespace)'
+  try {
+    execFileSync('unshare', ['-m', '--', 'true'], { stdio: 'ignore' })
+  } catch (error) {
+    return `unshare -m does not work here: ${error.message}`
+  }
+  return null
+}
+
+/**
+ * The command that runs `command` in a private mount namespace where `layout.opt` is mounted on /opt
+ * and `layout.task` on /var/task (a fresh tmpfs on /var holds the mount point), from /var/task.
+ */
+function inLambdaLayout(layout, command) {
+  const script = 'mount --bind "$0" /opt && mount -t tmpfs tmpfs /var && mkdir /var/task && ' +
+    'mount --bind "$1" /var/task && cd /var/task && shift && exec "$@"'
+  return ['unshare', '-m', '--', 'sh', '-c', script, layout.opt, layout.task, ...command]
+}
+
+/**
  * Starts the Runtime and Extensions API stand-in for one function. `taskRoot` holds the handler
  * file; `handler` is Lambda's handler setting (`file.export`). `env` is added to the function's
  * environment. `nodePath` runs the runtime under another Node.js binary. `execWrapper` starts the
  * runtime through that program, as `AWS_LAMBDA_EXEC_WRAPPER` does (`wrapper node bootstrap`), and
  * `bootstrap` starts it as Lambda's bootstrap does (always, with a wrapper) instead of through the
- * client's command.
+ * client's command. `layout: { opt, task }` mounts those folders on /opt and /var/task for the
+ * function (see `lambdaLayoutUnavailable`); `taskRoot` and `execWrapper` are then paths inside.
  */
 export async function startLambda({
   taskRoot,
@@ -105,6 +131,7 @@ export async function startLambda({
   execWrapper = null,
   bootstrap = execWrapper !== null,
   runtimeGeneration = 3,
+  layout = null,
 }) {
   const client = requireRuntimeClient(runtimeGeneration)
   const server = http.createServer()
@@ -156,8 +183,9 @@ export async function startLambda({
       : bootstrap ? [nodePath, BOOTSTRAP] : [nodePath, client.bin, handler]
     if (bootstrap) childEnv.LAMBDA_RUNTIME_CLIENT = client.module
     if (execWrapper) childEnv.AWS_LAMBDA_EXEC_WRAPPER = execWrapper
-    const [command, ...args] = execWrapper ? [execWrapper, ...runtime] : runtime
-    state.child = spawn(command, args, { cwd: taskRoot, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+    const wrapped = execWrapper ? [execWrapper, ...runtime] : runtime
+    const [command, ...args] = layout ? inLambdaLayout(layout, wrapped) : wrapped
+    state.child = spawn(command, args, { cwd: layout ? '/' : taskRoot, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
     const keep = (chunk) => { state.output = (state.output + chunk).slice(-200_000) }
     state.child.stdout.on('data', keep)
     state.child.stderr.on('data', keep)
