@@ -13,6 +13,7 @@ import { createRequire } from 'node:module'
 import { startLambda, runtimeClient, lambdaLayoutUnavailable } from './helpers/lambda-runtime.mjs'
 import { startMoto, FAKE_CREDENTIALS } from './helpers/moto.mjs'
 import { readJsonl, assertNoSecrets } from './helpers/records.mjs'
+import { freeUdpPort } from './helpers/ports.mjs'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const STEP_TIMEOUT_MS = 120_000
@@ -156,6 +157,8 @@ async function layerFunction(handler, { layer = true, env = {}, generation = 3, 
       AWS_SHARED_CREDENTIALS_FILE: path.join(dir, 'none'),
       MOTO_ENDPOINT: moto.endpoint,
       NODE_PATH: path.join(inside.opt, 'nodejs', 'node_modules'),
+      // The recorder's CSM port, free for each function (tests and other runs may share the machine).
+      AWS_CSM_PORT: String(await freeUdpPort()),
       API_CALL_RECORDER_FILE: file,
       ...env,
     },
@@ -272,6 +275,53 @@ test('a layer whose addon does not load: the function runs unchanged, after one 
   assert.deepEqual(readJsonl(file), [])
   const warnings = fn.output().split('\n').filter((line) => /aws-api-call-recorder/.test(line) && /not recording/.test(line))
   assert.equal(warnings.length, 1, fn.output())
+})
+
+test('an unusable option under the layer: the function runs unchanged, after one warning', { timeout: STEP_TIMEOUT_MS }, async () => {
+  const { fn, file } = await layerFunction('cjs/index.handler', { env: { API_CALL_RECORDER_SINK: 'carrier-pigeon' } })
+  let outcome
+  try {
+    outcome = await fn.invoke({ i: 3 })
+  } finally {
+    await fn.shutdown()
+  }
+  assert.deepEqual(outcome.result, { shape: 'cjs', i: 3 }, fn.output())
+  assert.deepEqual(readJsonl(file), [])
+  const warnings = fn.output().split('\n').filter((line) => /carrier-pigeon/.test(line))
+  assert.equal(warnings.length, 1, fn.output())
+})
+
+test('the exec wrapper run twice (wrappers chained) wraps once; a function with its own copy is recorded once', { timeout: STEP_TIMEOUT_MS }, async () => {
+  // A second wrapper that runs this one, as a user combining two layers' wrappers would write it.
+  const chained = path.join(dir, 'chained-wrapper')
+  fs.writeFileSync(chained, `#!/bin/sh\nexec "${wrapper}" "${wrapper}" "$@"\n`, { mode: 0o755 })
+  // The function ships its own copy of the package in its node_modules.
+  const own = path.join(dir, 'own-copy')
+  fs.mkdirSync(path.join(own, 'node_modules'), { recursive: true })
+  fs.cpSync(path.join(opt, 'nodejs', 'node_modules', 'aws-api-call-recorder'), path.join(own, 'node_modules', 'aws-api-call-recorder'), { recursive: true })
+  for (const name of fs.readdirSync(path.join(ROOT, 'node_modules'))) {
+    if (name !== '.bin') fs.symlinkSync(path.join(ROOT, 'node_modules', name), path.join(own, 'node_modules', name))
+  }
+  fs.copyFileSync(path.join(dir, 'task', 'wrapped.js'), path.join(own, 'wrapped.js'))
+  for (const [taskRoot, execWrapper] of [[path.join(dir, 'task'), chained], [own, wrapper]]) {
+    const file = path.join(dir, `records-${++functions}.jsonl`)
+    const fn = await startLambda({
+      taskRoot, handler: 'wrapped.handler', bootstrap: true, execWrapper,
+      env: { ...FAKE_CREDENTIALS, MOTO_ENDPOINT: moto.endpoint, NODE_PATH: path.join(opt, 'nodejs', 'node_modules'),
+        AWS_CONFIG_FILE: path.join(dir, 'none'), AWS_SHARED_CREDENTIALS_FILE: path.join(dir, 'none'), API_CALL_RECORDER_FILE: file,
+        AWS_CSM_PORT: String(await freeUdpPort()) },
+    })
+    const outcomes = []
+    try {
+      for (let i = 0; i < 2; i++) outcomes.push(await fn.invoke({ i }))
+    } finally {
+      await fn.shutdown()
+    }
+    outcomes.forEach((outcome, i) => assert.deepEqual(outcome.result, { shape: 'wrapped', i }, fn.output()))
+    const calls = readJsonl(file).filter((r) => r.Type === 'ApiCall')
+    assert.deepEqual(calls.map((r) => r.awsRequestId), outcomes.map((o) => o.requestId), `${execWrapper}: ${fn.output()}`)
+    assert.doesNotMatch(fn.output(), /aws-api-call-recorder\]/, 'no warning')
+  }
 })
 
 const BROKEN = ['missing.handler', 'syntax.handler', 'noexport.handler', 'throws.handler', 'notfunction.handler', 'nodot']

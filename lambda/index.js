@@ -63,6 +63,10 @@ function startRecording(options = {}) {
 // One receiver per address and process: a second wrapper on the same port shares the first's
 // recorder (and so its sink and settings) instead of failing to bind. address -> { recorder, options }
 const running = new Map()
+// The addresses any copy of this package records on in this process (a function may ship its own
+// copy beside the layer's): a second copy leaves the recording to the first, without a warning.
+const RECORDING_ADDRESSES = Symbol.for('aws-api-call-recorder.addresses')
+const recordingAddresses = (globalThis[RECORDING_ADDRESSES] ??= new Set())
 
 /** The options that shape a recorder, as comparable text. */
 function recorderSettings(options) {
@@ -85,8 +89,10 @@ function acquireRecorder(options, logger) {
       }
       return shared.recorder
     }
+    if (recordingAddresses.has(key) && !key.endsWith(':0')) return null
     recorder.start()
     running.set(key, { recorder, options })
+    recordingAddresses.add(key)
     return recorder
   } catch (error) {
     const code = error && error.code ? ` (${error.code})` : ''

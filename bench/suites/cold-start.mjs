@@ -1,13 +1,18 @@
 // 4. Cold start: what `require('aws-api-call-recorder')` and the first recorder cost a fresh process,
 // and what the first invocation's recorded calls cost more than a warm invocation's.
+import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { createRequire } from 'node:module'
+import { startLambda, runtimeClient } from '../../__test__/helpers/lambda-runtime.mjs'
+import { extractedLayer } from '../lib/layer.mjs'
 import { FAKE_CREDENTIALS, startMoto } from '../../__test__/helpers/moto.mjs'
 import { freeUdpPort } from '../../__test__/helpers/ports.mjs'
-import { BENCH_DIR, run, onCleanup, median, round, met } from '../lib/common.mjs'
+import { BENCH_DIR, REPO_DIR, run, onCleanup, median, round, met } from '../lib/common.mjs'
 
 const require = createRequire(import.meta.url)
 const RUNS = 7
+const TASK_ROOT = path.join(REPO_DIR, '__test__', 'fixtures', 'lambda')
 const TIME_BUDGET_MS = 6
 const RSS_BUDGET_MIB = 6
 /** What invocation 1 may cost more than a warm one, in CPU time, beyond what the SDKs themselves add. */
@@ -29,6 +34,7 @@ export async function coldStartBench() {
       : '',
   })
   const first = await firstInvocationBench()
+  const layerRows = await layerColdStartBench()
   const table = [
     row("require('aws-api-call-recorder')", (s) => s.requireMs, (s) => s.requireRss, false),
     row('+ ApiCallRecorder(handler, { enabled: true }): loads the addon, starts the runtime, binds',
@@ -43,8 +49,59 @@ export async function coldStartBench() {
       target: `<= ${FIRST_INVOCATION_BUDGET_MS} ms`,
       'met?': met(first.extraCpuMs <= FIRST_INVOCATION_BUDGET_MS),
     },
+    ...layerRows,
   ]
   return { table, firstTable: first.table, samples, firstSamples: first.samples }
+}
+
+/** What the layer may add to an environment's start, in milliseconds. */
+const LAYER_BUDGET_MS = 15
+
+/**
+ * The layer's cold start: from starting the runtime to its first request for an invocation (init
+ * done), for the unchanged function (work.handler, v3 and aws-sdk v2 loaded at init) with and without
+ * the layer, fresh environments in turn, median of RUNS; per runtime client generation.
+ */
+async function layerColdStartBench() {
+  const moto = await startMoto()
+  const forget = onCleanup(() => moto.stop())
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'acr-bench-layer-'))
+  try {
+    const layer = extractedLayer(dir)
+    const env = { ...FAKE_CREDENTIALS, MOTO_ENDPOINT: moto.endpoint, AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE: '1',
+      NODE_PATH: layer.nodePath, API_CALL_RECORDER_FILE: path.join(dir, 'records.jsonl') }
+    const rows = []
+    for (const generation of [3, 4].filter((g) => !runtimeClient(g).error)) {
+      const times = { without: [], with: [] }
+      for (let i = 0; i < RUNS; i++) {
+        for (const kind of ['without', 'with']) {
+          const fn = await startLambda({ taskRoot: TASK_ROOT, handler: 'work.handler', env: { ...env, AWS_CSM_PORT: String(await freeUdpPort()) }, bootstrap: true,
+            runtimeGeneration: generation, execWrapper: kind === 'with' ? layer.wrapper : null })
+          try {
+            const started = performance.now()
+            await fn.init()
+            times[kind].push(performance.now() - started)
+          } finally {
+            await fn.shutdown()
+          }
+        }
+      }
+      const added = median(times.with) - median(times.without)
+      rows.push({
+        measure: `layer: runtime start to its first request for an invocation, added (runtime client ${generation}.x; ` +
+          `${round(median(times.without), 1)} ms without)`,
+        'median ms': round(added, 2),
+        'RSS added MiB': '',
+        target: `<= ${LAYER_BUDGET_MS} ms`,
+        'met?': met(added <= LAYER_BUDGET_MS),
+      })
+    }
+    return rows
+  } finally {
+    forget()
+    await moto.stop()
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
 }
 
 /** The bucket, table and queue the handler of first-invocation-child.mjs uses, made here. */

@@ -8,9 +8,11 @@ import os from 'node:os'
 import path from 'node:path'
 import { createRequire } from 'node:module'
 import { startMoto, sdkV2CsmEnv, FAKE_CREDENTIALS } from '../../__test__/helpers/moto.mjs'
+import { freeUdpPort } from '../../__test__/helpers/ports.mjs'
 import { createDeliveryStream, deliveredRecords } from '../../__test__/helpers/firehose.mjs'
 import { startLambda, runtimeClient } from '../../__test__/helpers/lambda-runtime.mjs'
 import { REPO_DIR, onCleanup, median, round, met } from '../lib/common.mjs'
+import { extractedLayer } from '../lib/layer.mjs'
 
 const WARMUP = 5
 const INVOCATIONS = 150
@@ -30,8 +32,8 @@ function percentile(values, p) {
 async function measureInTurn(configurations) {
   const functions = []
   try {
-    for (const { handler, env } of configurations) {
-      const fn = await startLambda({ taskRoot: TASK_ROOT, handler, env, timeoutMs: 10_000 })
+    for (const { handler, env, lambda } of configurations) {
+      const fn = await startLambda({ taskRoot: TASK_ROOT, handler, env, timeoutMs: 10_000, ...lambda })
       functions.push(fn)
       onCleanup(() => fn.shutdown())
     }
@@ -103,6 +105,23 @@ export async function lambdaBench() {
         })
       }
     }
+    // The layer: the unchanged function (work.handler) through the exec wrapper, CSM off as users
+    // run it, against the same function without the layer, under each runtime client generation
+    // this Node.js runs (4.x, nodejs24.x's, needs Node.js 22 or later).
+    const layer = extractedLayer(dir)
+    const layerFile = path.join(dir, 'layer.jsonl')
+    const plain = { ...base, ...FAKE_CREDENTIALS, AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE: '1' }
+    const generations = [3, 4].filter((generation) => !runtimeClient(generation).error)
+    for (const generation of generations) {
+      const lambda = { bootstrap: true, runtimeGeneration: generation }
+      configurations.push({ name: `unwrapped, no CSM, runtime client ${generation}.x`, sink: '', handler: 'work.handler', env: plain, lambda, layerBase: true })
+      configurations.push({
+        name: `layer (no code change), runtime client ${generation}.x`, mode: 'layer', sink: 'file', handler: 'work.handler',
+        // Environments run side by side: the recorder's CSM port is free for each.
+        env: { ...plain, NODE_PATH: layer.nodePath, API_CALL_RECORDER_FILE: layerFile, AWS_CSM_PORT: String(await freeUdpPort()) },
+        lambda: { ...lambda, execWrapper: layer.wrapper },
+      })
+    }
     const samples = await measureInTurn(configurations)
     // What was measured delivered everything: 4 records per invocation, per configuration and sink.
     const expected = (WARMUP + INVOCATIONS) * 4 * 2
@@ -114,14 +133,20 @@ export async function lambdaBench() {
     for (const [sink, count] of Object.entries(delivered)) {
       if (count !== expected) throw new Error(`${sink}: ${count} records delivered, expected ${expected}`)
     }
+    const layerExpected = (WARMUP + INVOCATIONS) * 4 * generations.length
+    if (generations.length > 0 && readLines(layerFile) !== layerExpected) {
+      throw new Error(`layer: ${readLines(layerFile)} records delivered, expected ${layerExpected}`)
+    }
     const stats = samples.map((runs) => ({
       response: median(runs.map((s) => s.responseMs)),
       responseP99: percentile(runs.map((s) => s.responseMs), 99),
       held: median(runs.map((s) => s.heldMs)),
     }))
-    const base0 = stats[0]
     const table = configurations.map((configuration, index) => {
       const { response, responseP99, held } = stats[index]
+      // A layer row is compared with the unwrapped row just before it (same runtime client, no CSM).
+      const baseIndex = configuration.mode === 'layer' ? index - 1 : 0
+      const base0 = stats[baseIndex]
       const row = {
         configuration: configuration.name,
         sink: configuration.sink,
@@ -134,15 +159,18 @@ export async function lambdaBench() {
         target: '',
         'met?': '',
       }
-      if (index === 0) return row
+      if (index === 0 || configuration.layerBase) return row
       const addedMedian = response - base0.response
       const addedP99 = responseP99 - base0.responseP99
       const heldAdded = held - base0.held
-      const roundTrip = roundTrips[configuration.sink]
+      const roundTrip = roundTrips[configuration.sink] ?? roundTrips.file
       row['response added ms (median / p99)'] = `${round(addedMedian, 2)} / ${round(addedP99, 2)}`
       row['held added ms (median)'] = round(heldAdded, 2)
       row['flush round trip ms'] = round(roundTrip, 2)
-      if (configuration.mode === 'after-response') {
+      if (configuration.mode === 'layer') {
+        row.target = 'response +<= 1 (median)'
+        row['met?'] = met(addedMedian <= 1)
+      } else if (configuration.mode === 'after-response') {
         row.target = `response +<= 1 / 2; held +<= 2 + ${round(roundTrip, 1)}`
         row['met?'] = met(addedMedian <= 1 && addedP99 <= 2 && heldAdded <= 2 + roundTrip)
       }
