@@ -144,6 +144,8 @@ test('stats().paths are counted natively, where each event is taken in', async (
   recorder.ingest(ATTEMPT, 'http')
   recorder.ingest(CALL, 'http')
   recorder.ingest(CALL)
+  recorder.ingest(ATTEMPT, 'sdk-v2')
+  recorder.ingest(CALL, 'sdk-v2')
   await sendDatagrams(port, [ATTEMPT, CALL, 'not json'])
   await recorder.flush({ drainMs: 50 })
   const { paths, received, calls, malformed } = recorder.stats()
@@ -151,9 +153,10 @@ test('stats().paths are counted natively, where each event is taken in', async (
     csm: { calls: 2, attempts: 1, datagrams: 4 },
     plugin: { calls: 2, attempts: 1 },
     http: { calls: 1, attempts: 1 },
+    sdkV2: { calls: 1, attempts: 1 },
   })
-  assert.equal(received, 9)
-  assert.equal(calls, 5)
+  assert.equal(received, 11)
+  assert.equal(calls, 6)
   assert.equal(malformed, 1)
   assert.throws(() => recorder.ingest(CALL, 'carrier-pigeon'), /unknown recording path "carrier-pigeon"/)
   await recorder.stop()
