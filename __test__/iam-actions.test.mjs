@@ -176,7 +176,7 @@ describe('resources from a call\'s input', () => {
     assert.deepEqual(resourcesFor('Lambda', 'Invoke', { FunctionName: 'arn:aws:lambda:us-west-2:111122223333:function:f:live', Payload: 'x' }, where),
       { 'lambda:InvokeFunction': ['arn:aws:lambda:us-west-2:111122223333:function:f'] })
     assert.deepEqual(resourcesFor('Secrets Manager', 'GetSecretValue', { SecretId: 'arn:aws:secretsmanager:us-west-2:111122223333:secret:db-AbCdEf' }, where),
-      { 'secretsmanager:GetSecretValue': ['arn:aws:secretsmanager:us-west-2:111122223333:secret:db-AbCdEf'] })
+      { 'secretsmanager:GetSecretValue': ['arn:aws:secretsmanager:us-west-2:111122223333:secret:db-??????'] })
     assert.deepEqual(resourcesFor('CloudWatch Logs', 'PutLogEvents', { logGroupName: '/aws/lambda/f', logStreamName: 's1', logEvents: [] }, where),
       { 'logs:PutLogEvents': ['arn:aws:logs:us-west-2:*:log-group:/aws/lambda/f:log-stream:s1'] })
   })
@@ -190,14 +190,52 @@ describe('resources from a call\'s input', () => {
     assert.equal(resourcesFor('No Such Service', 'Thing', {}, where), undefined)
   })
 
-  test('a secret named by name ends in Secrets Manager\'s -?????? suffix; one named by ARN keeps its own', () => {
+  test('actions that depend on the input: a specific version, tags at creation (data/input-actions.json)', () => {
+    const at = { ...where, account: '111122223333' }
+    const keys = (service, operation, input) => Object.keys(resourcesFor(service, operation, input, at)).sort()
+    // A version is its own action, instead of the operation's.
+    assert.deepEqual(resourcesFor('S3', 'DeleteObject', { Bucket: 'b', Key: 'dir/k', VersionId: 'v1' }, at),
+      { 's3:DeleteObjectVersion': ['arn:aws:s3:::b/dir/k'] })
+    assert.deepEqual(keys('S3', 'DeleteObject', { Bucket: 'b', Key: 'k' }), ['s3:DeleteObject'])
+    assert.deepEqual(keys('S3', 'GetObject', { Bucket: 'b', Key: 'k', VersionId: 'v1' }), ['s3:GetObjectVersion'])
+    assert.deepEqual(keys('S3', 'PutObjectTagging', { Bucket: 'b', Key: 'k', VersionId: 'v1', Tagging: {} }), ['s3:PutObjectVersionTagging'])
+    assert.deepEqual(keys('S3', 'PutObject', { Bucket: 'b', Key: 'k', Tagging: 'a=b' }), ['s3:PutObject', 's3:PutObjectTagging'])
+    // Tags at creation need the service's tagging action, on the same resource.
+    const tags = [{ Key: 'team', Value: 'ä' }]
+    assert.deepEqual(resourcesFor('SNS', 'CreateTopic', { Name: 't', Tags: tags }, at)['sns:TagResource'], ['arn:aws:sns:us-west-2:111122223333:t'])
+    assert.deepEqual(keys('SNS', 'CreateTopic', { Name: 't' }), ['iam:PassRole', 'sns:CreateTopic'])
+    assert.deepEqual(resourcesFor('IAM', 'CreateRole', { RoleName: 'r', Tags: tags }, at),
+      { 'iam:CreateRole': ['arn:aws:iam::111122223333:role/r'], 'iam:TagRole': ['arn:aws:iam::111122223333:role/r'] })
+    assert.deepEqual(keys('DynamoDB', 'CreateTable', { TableName: 't', Tags: tags }), ['dynamodb:CreateTable', 'dynamodb:TagResource'])
+    assert.deepEqual(keys('SSM', 'PutParameter', { Name: '/p', Tags: tags }), ['ssm:AddTagsToResource', 'ssm:PutParameter'])
+    assert.deepEqual(keys('Secrets Manager', 'CreateSecret', { Name: 's', Tags: tags }), ['secretsmanager:CreateSecret', 'secretsmanager:TagResource'])
+    assert.deepEqual(keys('CloudWatch Logs', 'CreateLogGroup', { logGroupName: 'g', tags: { team: 'a' } }), ['logs:CreateLogGroup', 'logs:TagResource'])
+    assert.deepEqual(keys('Lambda', 'CreateFunction', { FunctionName: 'f', Role: 'arn:aws:iam::111122223333:role/x', Tags: { a: 'b' } }).filter((a) => a.startsWith('lambda:')),
+      ['lambda:CreateFunction', 'lambda:TagResource'])
+    // An IAM path left out is "/", which adds nothing to the ARN; one given is kept.
+    assert.deepEqual(resourcesFor('IAM', 'CreateRole', { RoleName: 'r', Path: '/app/' }, at), { 'iam:CreateRole': ['arn:aws:iam::111122223333:role/app/r'] })
+    assert.deepEqual(resourcesFor('IAM', 'CreatePolicy', { PolicyName: 'p' }, at), { 'iam:CreatePolicy': ['arn:aws:iam::111122223333:policy/p'] })
+  })
+
+  test('every rule of data/input-actions.json names an operation and actions the IAM table knows', () => {
+    const { rules } = require('../data/input-actions.json')
+    for (const rule of rules) {
+      const actions = operationActions(rule.service, rule.operation)
+      assert.ok(actions?.some((entry) => entry.action === rule.action), `${rule.service}.${rule.operation} gains ${rule.action}`)
+    }
+  })
+
+  test('a secret ends in Secrets Manager\'s -?????? suffix, named by name or by full ARN (a re-created secret has other characters)', () => {
     const secret = (input, account) => resourcesFor('Secrets Manager', 'GetSecretValue', input, { ...where, account })['secretsmanager:GetSecretValue']
     // The ARN of a secret ends in "-" and six random characters: without them, the grant matches nothing.
     assert.deepEqual(secret({ SecretId: 'db-password' }, '111122223333'),
       ['arn:aws:secretsmanager:us-west-2:111122223333:secret:db-password-??????'])
     assert.deepEqual(secret({ SecretId: 'prod/db' }), ['arn:aws:secretsmanager:us-west-2:*:secret:prod/db-??????'])
     assert.deepEqual(secret({ SecretId: 'arn:aws:secretsmanager:us-west-2:111122223333:secret:db-password-AbCdEf' }),
-      ['arn:aws:secretsmanager:us-west-2:111122223333:secret:db-password-AbCdEf'])
+      ['arn:aws:secretsmanager:us-west-2:111122223333:secret:db-password-??????'])
+    // Created by name: the ARN template reads SecretId, which CreateSecret calls Name.
+    assert.deepEqual(resourcesFor('Secrets Manager', 'CreateSecret', { Name: 'prod/db', SecretString: 'x' }, { ...where, account: '111122223333' }),
+      { 'secretsmanager:CreateSecret': ['arn:aws:secretsmanager:us-west-2:111122223333:secret:prod/db-??????'] })
     // The same through the record the plugin and the aws-sdk v2 hook write.
     const event = { Type: 'ApiCall', Service: 'Secrets Manager', Api: 'PutSecretValue', Region: 'us-west-2' }
     addResources(event, { SecretId: 'api-key', SecretString: 'the secret value' })

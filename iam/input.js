@@ -100,7 +100,8 @@ function evaluate(template, input, context) {
       } catch {
         return []
       }
-      const groups = substitute(valueTemplate, input, context).map((value) => regex.exec(value)?.[1]).filter(Boolean)
+      // A value that does not match gives its empty group: an IAM path of "/" adds nothing to the ARN.
+      const groups = substitute(valueTemplate, input, context).map((value) => regex.exec(value)?.[1] ?? '')
       return around(groups)
     }
     case 'iftruthy': {

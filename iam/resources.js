@@ -4,7 +4,7 @@
 // table (table.js) and its ARN templates (input.js). Used where the input is seen, in process: the v3
 // plugin and the aws-sdk v2 hook. Only identifiers are taken from the input; payloads never are.
 
-const { loadTable, operationActions } = require('./table.js')
+const { loadTable, operationActions, templateInput } = require('./table.js')
 const { evaluate, conditionHolds } = require('./input.js')
 
 /** ARNs kept per action; a call naming more records `*` for that action. */
@@ -40,14 +40,21 @@ function accountFrom(input, given) {
   return '*'
 }
 
+/** The six characters Secrets Manager adds to a secret's name in its ARN, with their dash. */
+const SECRET_SUFFIX = /-[A-Za-z0-9]{6}$/
+
 /**
- * A secret's ARN ends in "-" and six characters Secrets Manager adds to its name: a secret named in
- * the input by name gets `-??????` so the ARN matches it (a full ARN in the input already has them).
+ * A secret's ARN ends in "-" and six random characters Secrets Manager adds to its name. The policy
+ * names the secret with `-??????` instead, whatever form the input named it in, so that it still
+ * matches the secret when it is created again (with other characters): a name gets `-??????`, a
+ * full ARN has its six characters replaced.
  */
 function completeSecretArn(arn, input) {
   if (!SECRET_ARN.test(arn) || arn.endsWith('*')) return arn
-  const named = input?.SecretId
-  return typeof named === 'string' && !named.startsWith('arn:') ? `${arn}-??????` : arn
+  const named = input?.SecretId ?? input?.Name
+  if (typeof named !== 'string') return arn
+  if (!named.startsWith('arn:')) return `${arn}-??????`
+  return SECRET_SUFFIX.test(arn) ? arn.replace(SECRET_SUFFIX, '-??????') : `${arn}-??????`
 }
 
 /**
@@ -63,12 +70,13 @@ function resourcesFor(service, operation, input, where = {}) {
   const context = { partition: partitionOf(where.region), region, account: accountFrom(input, where.account) }
   const resources = {}
   let count = 0
+  const members = templateInput(service, operation, input)
   for (const { action, templates, condition } of actions) {
     if (!conditionHolds(condition, input)) continue
     if (count >= MAX_ACTIONS) break
     let arns = []
-    for (const template of templates ?? []) arns.push(...evaluate(template, input ?? {}, context))
-    arns = [...new Set(arns.filter((arn) => arn !== '' && arn !== '*').map((arn) => completeSecretArn(arn, input)))]
+    for (const template of templates ?? []) arns.push(...evaluate(template, members ?? {}, context))
+    arns = [...new Set(arns.filter((arn) => arn !== '' && arn !== '*').map((arn) => completeSecretArn(arn, members)))]
     if (arns.length === 0 || arns.length > MAX_ARNS_PER_ACTION) arns = ['*']
     const existing = resources[action]
     resources[action] = existing === undefined ? arns : [...new Set([...existing, ...arns])]

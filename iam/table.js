@@ -51,8 +51,53 @@ function operationActions(service, operation) {
   if (value === undefined) return undefined
   // The generator writes an action named `prefix:Operation` as "", and such an only action as 0 or 1.
   const sameName = `${entry.prefix}:${operation}`
-  if (value === 0 || value === 1) return [{ action: sameName, templates: value === 0 ? null : [], condition: undefined }]
-  return value.map(([action, templates, condition]) => ({ action: action === '' ? sameName : action, templates, condition }))
+  const actions = value === 0 || value === 1
+    ? [{ action: sameName, templates: value === 0 ? null : [], condition: undefined }]
+    : value.map(([action, templates, condition]) => ({ action: action === '' ? sameName : action, templates, condition }))
+  return withInputActions(entry.key, operation, sameName, actions)
+}
+
+let inputRules
+let inputMembers
+
+/**
+ * The input an operation's ARN templates read: `input` with the members it leaves out that have a
+ * documented default, and members the templates call by another name (data/input-actions.json).
+ */
+function templateInput(service, operation, input) {
+  const entry = serviceEntry(service)
+  if (entry === undefined) return input
+  inputMembers ??= require('../data/input-actions.json').inputs
+  let completed = input
+  for (const rule of inputMembers) {
+    if (rule.service !== entry.key || (rule.operation !== undefined && rule.operation !== operation)) continue
+    const present = completed !== null && typeof completed === 'object' && completed[rule.member] !== undefined
+    if (present) continue
+    const value = rule.from !== undefined ? completed?.[rule.from] : rule.default
+    if (value !== undefined) completed = { ...(completed ?? {}), [rule.member]: value }
+  }
+  return completed
+}
+
+/**
+ * Adds the actions that depend on the call's input (data/input-actions.json): each applies to the
+ * operation's own resources when its input member is present, beside or instead of the operation's
+ * own action.
+ */
+function withInputActions(key, operation, sameName, actions) {
+  inputRules ??= require('../data/input-actions.json').rules
+  const rules = inputRules.filter((rule) => rule.service === key && rule.operation === operation)
+  if (rules.length === 0) return actions
+  const own = actions.find((entry) => entry.action === sameName && entry.condition === undefined)
+  if (own === undefined) return actions
+  const result = [...actions]
+  for (const rule of rules) {
+    if (rule.instead) {
+      result[result.indexOf(own)] = { ...own, condition: { lhs: rule.when, op: 'NotExists' } }
+    }
+    result.push({ action: rule.action, templates: own.templates, condition: { lhs: rule.when, op: 'Exists' } })
+  }
+  return result
 }
 
 let undocumented
@@ -63,4 +108,4 @@ function isDocumentedAction(action) {
   return !undocumented.has(action)
 }
 
-module.exports = { loadTable, operationActions, isDocumentedAction }
+module.exports = { loadTable, operationActions, templateInput, isDocumentedAction }
