@@ -28,18 +28,25 @@ function addonBeside() {
   if (process.platform === 'darwin') {
     target = `darwin-${process.arch}`
   } else if (process.platform === 'linux') {
-    // As the generated loader tells glibc from musl first.
-    try {
-      if (fs.readFileSync('/usr/bin/ldd', 'utf8').includes('musl')) return null
-    } catch {
-      return null
-    }
+    if (isMusl()) return null
     target = `linux-${process.arch}-gnu`
   } else {
     return null
   }
   const file = path.join(__dirname, `api-call-recorder.${target}.node`)
   return fs.existsSync(file) ? file : null
+}
+
+/**
+ * musl, told as the generated loader tells it first (from ldd), or, with no ldd to read, by musl's
+ * dynamic loader (the generated loader would ask for a process report there, which takes ms).
+ */
+function isMusl() {
+  try {
+    return fs.readFileSync('/usr/bin/ldd', 'utf8').includes('musl')
+  } catch {
+    return fs.existsSync(`/lib/ld-musl-${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}.so.1`)
+  }
 }
 
 function loadBinding() {
