@@ -4,6 +4,8 @@
 // counting and delivery run in the addon, off the JS thread; this class only forwards, and tells
 // the logger once about traffic it could not use.
 
+const fs = require('node:fs')
+const path = require('node:path')
 const { nativeOptions, warn } = require('./options.js')
 const { maxEventBytes } = require('./data/limits.json')
 
@@ -13,10 +15,52 @@ const NATIVE_LOAD_ERROR = 'ERR_RECORDER_NATIVE_LOAD'
 let binding
 let bindingError
 
+/**
+ * The addon built for this platform when it lies next to this file, as a local build and the Lambda
+ * layer place it: a glibc Linux or a macOS file, and no napi-rs override in the environment. Loading
+ * it directly skips the generated loader (./binding.js), whose search for the platform costs about
+ * 1 ms of every cold start. Everything else (platform packages, musl, WASI, overrides) goes through it.
+ */
+function addonBeside() {
+  const env = process.env
+  if (env.NAPI_RS_NATIVE_LIBRARY_PATH || env.NAPI_RS_FORCE_WASI || env.NAPI_RS_WASI_FLAVOR) return null
+  let target
+  if (process.platform === 'darwin') {
+    target = `darwin-${process.arch}`
+  } else if (process.platform === 'linux') {
+    if (isMusl()) return null
+    target = `linux-${process.arch}-gnu`
+  } else {
+    return null
+  }
+  const file = path.join(__dirname, `api-call-recorder.${target}.node`)
+  return fs.existsSync(file) ? file : null
+}
+
+/**
+ * musl, told as the generated loader tells it first (from ldd), or, with no ldd to read, by musl's
+ * dynamic loader (the generated loader would ask for a process report there, which takes ms).
+ */
+function isMusl() {
+  try {
+    return fs.readFileSync('/usr/bin/ldd', 'utf8').includes('musl')
+  } catch {
+    return fs.existsSync(`/lib/ld-musl-${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}.so.1`)
+  }
+}
+
 function loadBinding() {
   if (!binding && !bindingError) {
     try {
-      binding = require('./binding.js')
+      const file = addonBeside()
+      if (file !== null) {
+        try {
+          binding = require(file)
+        } catch {
+          // the generated loader tries it again and says why nothing loads
+        }
+      }
+      binding ??= require('./binding.js')
     } catch (error) {
       bindingError = error
     }

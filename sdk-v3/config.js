@@ -3,14 +3,14 @@
 // The CSM settings, resolved like aws-sdk v2: options, then AWS_CSM_* env, then the shared config file.
 
 const fs = require('node:fs')
-const os = require('node:os')
 const path = require('node:path')
 const { MAX_CLIENT_ID_LENGTH, trim } = require('./limits.js')
 const { parseFlag } = require('../options.js')
 const { defaultCsmHost: DEFAULT_CSM_HOST, defaultCsmPort: DEFAULT_CSM_PORT } = require('../data/limits.json')
 
 function readSharedConfig() {
-  const file = process.env.AWS_CONFIG_FILE || path.join(os.homedir(), '.aws', 'config')
+  // node:os only here: not loaded at every cold start, and the SDK that sends the events has loaded it.
+  const file = process.env.AWS_CONFIG_FILE || path.join(require('node:os').homedir(), '.aws', 'config')
   const profile = process.env.AWS_PROFILE || 'default'
   let text
   try {

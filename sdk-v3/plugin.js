@@ -16,7 +16,6 @@ const { performance } = require('node:perf_hooks')
 const { resolveCsmConfig } = require('./config.js')
 const { MAX_EVENT_BYTES, limitFields } = require('./limits.js')
 const { counters, inFlight, instrumentation, pluginInvocations, markPluginInvocation } = require('./state.js')
-const { sendDatagram } = require('./udp.js')
 const { addResources } = require('../iam/resources.js')
 const {
   signingProperties,
@@ -29,6 +28,9 @@ const {
   addException,
   isRetryable,
 } = require('./fields.js')
+/** Loaded with the first datagram: a process whose events go to a recorder never sends one. */
+let udpModule
+const udp = () => (udpModule ??= require('./udp.js'))
 
 /** Per-call state rides on the middleware args under this key, from the call to its attempts. */
 const CALL_STATE = Symbol.for('aws-api-call-recorder.sdk-v3.call')
@@ -71,7 +73,7 @@ class Plugin {
     }
     if (target === 'udp') {
       const { host, port } = this.config()
-      sendDatagram(json, host, port)
+      udp().sendDatagram(json, host, port)
       counters.sent++
     } else {
       target.ingest(json, path)

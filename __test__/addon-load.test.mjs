@@ -1,0 +1,70 @@
+// How a Recorder finds the addon: the file built for this platform next to the package is loaded
+// directly (the generated loader costs a cold start about 1 ms); napi-rs overrides, and a platform
+// with no file beside the package, still go through the generated loader (binding.js).
+import { spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { after, before, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { fileURLToPath } from 'node:url'
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const ADDON = path.join(ROOT, `api-call-recorder.${process.platform}-${process.arch}${process.platform === 'linux' ? '-gnu' : ''}.node`)
+
+// Preloaded: prints, at exit, whether binding.js was loaded and which addon files were.
+const WATCH = `
+const Module = require('node:module')
+const seen = { bindingJs: false, addons: [] }
+const load = Module._load
+Module._load = function (request, parent) {
+  const file = Module._resolveFilename(request, parent)
+  if (file.endsWith('binding.js')) seen.bindingJs = true
+  if (file.endsWith('.node')) seen.addons.push(file)
+  return load.apply(this, arguments)
+}
+process.on('exit', () => process.stdout.write('\\n' + JSON.stringify(seen) + '\\n'))
+`
+const START = `
+const { Recorder } = require(${JSON.stringify(path.join(ROOT, 'index.js'))})
+const recorder = new Recorder({ port: 0, sink: 'none' })
+console.log(recorder.start())
+recorder.stop()
+`
+
+let dir
+let hook
+
+before(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'acr-addon-load-'))
+  hook = path.join(dir, 'watch.cjs')
+  fs.writeFileSync(hook, WATCH)
+})
+after(() => fs.rmSync(dir, { recursive: true, force: true }))
+
+function start(env = {}) {
+  const outcome = spawnSync(process.execPath, ['--require', hook, '-e', START], {
+    encoding: 'utf8',
+    timeout: 20_000,
+    env: { ...process.env, ...env },
+  })
+  assert.equal(outcome.status, 0, outcome.stderr)
+  const lines = outcome.stdout.trim().split('\n')
+  return { address: lines[0], seen: JSON.parse(lines.at(-1)) }
+}
+
+test('the addon next to the package is loaded without the generated loader', { skip: !fs.existsSync(ADDON) }, () => {
+  const { address, seen } = start()
+  assert.match(address, /^127\.0\.0\.1:\d+$/)
+  assert.equal(seen.bindingJs, false)
+  assert.deepEqual(seen.addons, [ADDON])
+})
+
+test('a napi-rs override of the addon goes through the generated loader, which honours it', { skip: !fs.existsSync(ADDON) }, () => {
+  const copy = path.join(dir, 'override.node')
+  fs.copyFileSync(ADDON, copy)
+  const { address, seen } = start({ NAPI_RS_NATIVE_LIBRARY_PATH: copy })
+  assert.match(address, /^127\.0\.0\.1:\d+$/)
+  assert.equal(seen.bindingJs, true)
+  assert.deepEqual(seen.addons, [copy])
+})
