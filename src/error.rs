@@ -15,14 +15,17 @@ pub enum ErrorCode {
     Bind,
     /// Lambda refused or did not answer the extension's registration.
     Extension,
+    /// The recording proxy cannot start (its port, its certificate authority or its files).
+    Proxy,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 4] = [
+    pub const ALL: [ErrorCode; 5] = [
         ErrorCode::Config,
         ErrorCode::PortInUse,
         ErrorCode::Bind,
         ErrorCode::Extension,
+        ErrorCode::Proxy,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -31,6 +34,7 @@ impl ErrorCode {
             ErrorCode::PortInUse => "ERR_RECORDER_PORT_IN_USE",
             ErrorCode::Bind => "ERR_RECORDER_BIND",
             ErrorCode::Extension => "ERR_RECORDER_EXTENSION",
+            ErrorCode::Proxy => "ERR_RECORDER_PROXY",
         }
     }
 }
