@@ -204,13 +204,12 @@ fn serve_upstream(
             // Kept whole: the chunked tests send small bodies.
             loop {
                 // The last chunk, `0` with or without extensions, then the trailers' end.
-                if let Some(end) = find(&buf, b"\r\n0") {
-                    if let Some(done) = find(&buf[end..], b"\r\n\r\n") {
-                        let total = end + done + 4;
-                        body = total as u64;
-                        kept.extend(buf.drain(..total));
-                        break;
-                    }
+                if let Some(total) = find(&buf, b"\r\n0")
+                    .and_then(|end| find(&buf[end..], b"\r\n\r\n").map(|done| end + done + 4))
+                {
+                    body = total as u64;
+                    kept.extend(buf.drain(..total));
+                    break;
                 }
                 if !fill(&mut buf) {
                     return;
