@@ -14,7 +14,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde_json::{Map, Value};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::Value;
 
 /// How much of an error response body is read for its code and message.
 pub const ERROR_BODY_PREFIX: usize = 4096;
@@ -496,17 +497,17 @@ impl CallTracker {
     }
 
     fn attempt_event(&self, facts: &RequestFacts, outcome: &Outcome, latency: Duration) -> String {
-        let mut event = Map::new();
-        event.insert("Version".into(), 1.into());
-        event.insert("Type".into(), "ApiCallAttempt".into());
+        let mut event = Event::default();
+        event.push("Version", 1);
+        event.push("Type", "ApiCallAttempt");
         common_fields(&mut event, facts);
-        event.insert("Timestamp".into(), facts.timestamp_ms.into());
-        event.insert("Fqdn".into(), clip_field(&facts.host).into());
+        event.push("Timestamp", facts.timestamp_ms);
+        event.push("Fqdn", clip_field(&facts.host));
         if let Some(key) = facts.access_key.as_ref().filter(|_| !self.drop_access_key) {
-            event.insert("AccessKey".into(), key.clone().into());
+            event.push("AccessKey", key.clone());
         }
         if let Some(status) = outcome.status {
-            event.insert("HttpStatusCode".into(), status.into());
+            event.push("HttpStatusCode", status);
         }
         insert_opt(&mut event, "XAmzRequestId", &outcome.amz_request_id);
         insert_opt(&mut event, "XAmznRequestId", &outcome.amzn_request_id);
@@ -518,10 +519,10 @@ impl CallTracker {
             &outcome.aws_exception_message,
         );
         if let Some((name, message)) = &outcome.sdk_exception {
-            event.insert("SdkException".into(), name.clone().into());
-            event.insert("SdkExceptionMessage".into(), message.clone().into());
+            event.push("SdkException", name.clone());
+            event.push("SdkExceptionMessage", message.clone());
         }
-        event.insert("AttemptLatency".into(), millis(latency).into());
+        event.push("AttemptLatency", millis(latency));
         finish(event)
     }
 
@@ -552,14 +553,14 @@ fn call_event(
     latency: Duration,
     max_retries_exceeded: bool,
 ) -> String {
-    let mut event = Map::new();
-    event.insert("Version".into(), 1.into());
-    event.insert("Type".into(), "ApiCall".into());
+    let mut event = Event::default();
+    event.push("Version", 1);
+    event.push("Type", "ApiCall");
     common_fields(&mut event, facts);
-    event.insert("Timestamp".into(), facts.timestamp_ms.into());
-    event.insert("AttemptCount".into(), attempts.into());
+    event.push("Timestamp", facts.timestamp_ms);
+    event.push("AttemptCount", attempts);
     if let Some(status) = outcome.status {
-        event.insert("FinalHttpStatusCode".into(), status.into());
+        event.push("FinalHttpStatusCode", status);
     }
     insert_opt(&mut event, "FinalAwsException", &outcome.aws_exception);
     insert_opt(
@@ -568,36 +569,53 @@ fn call_event(
         &outcome.aws_exception_message,
     );
     if let Some((name, message)) = &outcome.sdk_exception {
-        event.insert("FinalSdkException".into(), name.clone().into());
-        event.insert("FinalSdkExceptionMessage".into(), message.clone().into());
+        event.push("FinalSdkException", name.clone());
+        event.push("FinalSdkExceptionMessage", message.clone());
     }
-    event.insert("Latency".into(), millis(latency).into());
-    event.insert(
-        "MaxRetriesExceeded".into(),
-        u8::from(max_retries_exceeded).into(),
-    );
+    event.push("Latency", millis(latency));
+    event.push("MaxRetriesExceeded", u8::from(max_retries_exceeded));
     finish(event)
 }
 
-fn common_fields(event: &mut Map<String, Value>, facts: &RequestFacts) {
+fn common_fields(event: &mut Event, facts: &RequestFacts) {
     insert_opt(event, "Service", &facts.service);
     insert_opt(event, "Api", &facts.api);
     insert_opt(event, "Region", &facts.region);
     insert_opt(event, "UserAgent", &facts.user_agent);
     if facts.api.is_none() {
         // The operation is not known from the request head; naming it needs the service models.
-        event.insert("ApiUnknown".into(), true.into());
+        event.push("ApiUnknown", true);
     }
 }
 
-fn insert_opt(event: &mut Map<String, Value>, name: &str, value: &Option<String>) {
+/// An event's fields in the order SDKs write them.
+#[derive(Default)]
+struct Event(Vec<(&'static str, Value)>);
+
+impl Event {
+    fn push(&mut self, name: &'static str, value: impl Into<Value>) {
+        self.0.push((name, value.into()));
+    }
+}
+
+impl Serialize for Event {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in &self.0 {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+fn insert_opt(event: &mut Event, name: &'static str, value: &Option<String>) {
     if let Some(value) = value {
-        event.insert(name.to_owned(), value.clone().into());
+        event.push(name, value.clone());
     }
 }
 
-fn finish(event: Map<String, Value>) -> String {
-    serde_json::to_string(&Value::Object(event)).expect("a JSON map serializes")
+fn finish(event: Event) -> String {
+    serde_json::to_string(&event).expect("an event serializes")
 }
 
 fn millis(duration: Duration) -> u64 {
