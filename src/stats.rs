@@ -138,7 +138,7 @@ macro_rules! with_proxy_fields {
             tunnelled: "CONNECT tunnels to other hosts, passed through untouched.",
             not_understood: "Requests or tunnels that were not valid HTTP (their connection was closed).",
             refused: "TLS handshakes a client refused (it does not trust the recorder's CA).",
-            upstream_failed: "Requests whose upstream could not be reached or broke off.",
+            upstream_failed: "Tunnels and requests whose upstream could not be reached or broke off.",
         }
     };
 }
