@@ -151,6 +151,7 @@ test('stats().paths are counted natively, where each event is taken in', async (
     csm: { calls: 2, attempts: 1, datagrams: 4 },
     plugin: { calls: 2, attempts: 1 },
     http: { calls: 1, attempts: 1 },
+    proxy: { calls: 0, attempts: 0 },
   })
   assert.equal(received, 9)
   assert.equal(calls, 5)

@@ -12,6 +12,7 @@ const { RecordWriter, FORMATS } = require('./output.js')
 const { isErrorRecord, readRecordings } = require('./records.js')
 const { SummaryBuilder, summarize, formatSummary } = require('./summary.js')
 const { buildPolicy, policyReport, formatPolicy, FORMATS: POLICY_FORMATS } = require('./policy.js')
+const proxyCli = require('./proxy.js')
 
 const PROGRAM = 'api-call-recorder'
 /** How often received records are taken from the native buffer and written. */
@@ -51,7 +52,7 @@ Options:
   -o, --output F   append to file F instead of writing to standard output
   --only-errors    write only failed calls and failed attempts (see below); the summary still
                    counts everything
-  -h, --help       show this help
+${proxyCli.HELP.listen}  -h, --help       show this help
 
 A call (ApiCall event) is an error when its final HTTP status is 400 or more, it reports a final
 service or SDK exception (a connection error has no status), or its retries ran out
@@ -70,7 +71,7 @@ Options:
   -f, --format F   format for --output: jsonl, csv or table (default: csv when F ends in .csv,
                    else jsonl)
   --only-errors    write only failed calls and attempts to --output
-  -h, --help       show this help
+${proxyCli.HELP.run}  -h, --help       show this help
 `,
   summary: `Usage: ${PROGRAM} summary [--json] FILE...
 
@@ -211,14 +212,17 @@ async function listen(args) {
     format: { type: 'string', short: 'f' },
     output: { type: 'string', short: 'o' },
     'only-errors': { type: 'boolean' },
+    ...proxyCli.OPTIONS,
   })
   if (values.help) return showHelp(HELP.listen)
   const port = parsePort('listen', values.port)
   const format = parseFormat('listen', values.format, values.output)
   const writer = outputWriter(values.output, format)
   const { recorder, address } = startRecorder({ host: values.host, port })
+  const proxy = proxyCli.startProxy(recorder, values, proxyOptions('listen', false))
   writer.begin()
   writeErr(`${PROGRAM}: listening on udp ${address}; stop with Ctrl-C`)
+  if (proxy) writeErr(`${PROGRAM}: recording proxy on ${proxy.address}; in the program's environment set:\n${proxyCli.formatEnv(proxy.env)}`)
   const summary = new SummaryBuilder()
   const poller = pump(recorder, summary, writer, values['only-errors'])
 
@@ -236,11 +240,13 @@ async function listen(args) {
       done('output closed')
     })
   })
+  if (proxy) await proxy.stop()
   poller.stop()
   await stopRecorder(recorder)
   poller.take()
   await writer.end()
-  writeErr(`${PROGRAM}: stopped (${reason})\n${formatSummary(summary.result())}${formatLosses(recorder.stats())}`)
+  writeErr(`${PROGRAM}: stopped (${reason})\n${formatSummary(summary.result())}${formatLosses(recorder.stats())}` +
+    (proxy ? proxyCli.formatProxyStats(recorder.stats()) : ''))
   return 0
 }
 
@@ -248,7 +254,7 @@ async function listen(args) {
 function splitRunArgs(args) {
   const separator = args.indexOf('--')
   if (separator >= 0) return [args.slice(0, separator), args.slice(separator + 1)]
-  const takesValue = new Set(['--port', '-p', '--output', '-o', '--format', '-f'])
+  const takesValue = new Set(['--port', '-p', '--output', '-o', '--format', '-f', '--upstream'])
   let i = 0
   while (i < args.length && args[i].startsWith('-') && args[i] !== '-') {
     i += takesValue.has(args[i]) ? 2 : 1
@@ -263,6 +269,7 @@ async function run(args) {
     format: { type: 'string', short: 'f' },
     output: { type: 'string', short: 'o' },
     'only-errors': { type: 'boolean' },
+    ...proxyCli.OPTIONS,
   })
   if (values.help) return showHelp(HELP.run)
   if (command.length === 0) throw new UsageError('no command given (usage: run [options] -- COMMAND [ARGS...])', 'run')
@@ -274,13 +281,14 @@ async function run(args) {
   const writer = values.output === undefined ? null : outputWriter(values.output, format)
   const { recorder, address } = startRecorder({ host: '127.0.0.1', port })
   const boundPort = address.slice(address.lastIndexOf(':') + 1)
+  const proxy = proxyCli.startProxy(recorder, values, proxyOptions('run', true))
   if (writer) writer.begin()
   const summary = new SummaryBuilder()
   const poller = pump(recorder, summary, writer, values['only-errors'])
 
   const child = spawn(command[0], command.slice(1), {
     stdio: 'inherit',
-    env: { ...process.env, AWS_CSM_ENABLED: 'true', AWS_CSM_HOST: '127.0.0.1', AWS_CSM_PORT: boundPort },
+    env: (proxy ? proxy.childEnv : (env) => env)({ ...process.env, AWS_CSM_ENABLED: 'true', AWS_CSM_HOST: '127.0.0.1', AWS_CSM_PORT: boundPort }),
   })
   const forwarded = ['SIGINT', 'SIGTERM', 'SIGHUP']
   const forward = (signal) => child.kill(signal)
@@ -295,13 +303,19 @@ async function run(args) {
     })
   })
   for (const signal of forwarded) process.off(signal, forward)
+  if (proxy) await proxy.stop()
   poller.stop()
   await stopRecorder(recorder)
   poller.take()
   if (writer) await writer.end()
   writeErr(`\n${PROGRAM}: ${command[0]} exited with status ${exitCode}\n${formatSummary(summary.result())}` +
-    formatLosses(recorder.stats()))
+    formatLosses(recorder.stats()) + (proxy ? proxyCli.formatProxyStats(recorder.stats()) : ''))
   return exitCode
+}
+
+/** How `command` reports the proxy's usage errors and warnings. */
+function proxyOptions(command, byDefault) {
+  return { byDefault, warn: (line) => writeErr(`${PROGRAM}: ${line}`), usage: (message) => new UsageError(message, command) }
 }
 
 function recordingsFrom(command, positionals) {
