@@ -96,12 +96,16 @@ test('the aws CLI through the proxy to moto with IAM enforced: signatures still 
   const env = cleanEnv({ AWS_ACCESS_KEY_ID: AccessKeyId, AWS_SECRET_ACCESS_KEY: SecretAccessKey })
   const file = path.join(tmp, 'upload.txt')
   fs.writeFileSync(file, 'recorded through the proxy\n')
+  // Large enough for botocore to send `Expect: 100-continue` and wait for moto's interim answer.
+  const large = path.join(tmp, 'large.bin')
+  fs.writeFileSync(large, Buffer.alloc(3 << 20, 7))
   const output = path.join(tmp, 'aws-cli.jsonl')
   const script = [
     'echo "CA=$AWS_CA_BUNDLE"',
     'aws sts get-caller-identity',
     'aws s3 mb s3://proxied-bucket',
     `aws s3 cp ${file} s3://proxied-bucket/upload.txt`,
+    `aws s3api put-object --bucket proxied-bucket --key large.bin --body ${large}`,
     'aws sqs create-queue --queue-name proxied',
     'aws dynamodb list-tables',
     // Refused by moto (no such table): an error recorded with its code.
@@ -120,7 +124,7 @@ test('the aws CLI through the proxy to moto with IAM enforced: signatures still 
   assert.deepEqual(byService('dynamodb').map((c) => [c.Api, c.FinalHttpStatusCode, c.FinalAwsException]),
     [['ListTables', 200, undefined], ['DescribeTable', 400, 'ResourceNotFoundException']])
   const s3 = byService('s3')
-  assert.ok(s3.length >= 2, JSON.stringify(s3))
+  assert.ok(s3.length >= 3, JSON.stringify(s3))
   assert.ok(s3.every((c) => c.ApiUnknown === true && c.Api === undefined && c.FinalHttpStatusCode === 200), JSON.stringify(s3))
   for (const attempt of records.filter((r) => r.Type === 'ApiCallAttempt')) {
     assert.equal(attempt.AccessKey, AccessKeyId)
@@ -271,4 +275,55 @@ test('run gives the child the proxy and the CA bundle, overriding the bundle the
   assert.equal(path.dirname(values.NODE_EXTRA_CA_CERTS), path.dirname(values.AWS_CA_BUNDLE))
   assert.deepEqual(result.stdout.trim().split('\n').slice(-2), ['700', '600'])
   assert.equal(fs.existsSync(path.dirname(values.AWS_CA_BUNDLE)), false)
+})
+
+test('a client that refuses the run\'s CA gets one warning naming the host and the way out', async (t) => {
+  const upstream = http.createServer((request, response) => response.end())
+  await new Promise((resolve) => upstream.listen(0, '127.0.0.1', resolve))
+  t.after(() => upstream.close())
+  const env = { ...cleanEnv(FAKE_CREDENTIALS), AWS_MAX_ATTEMPTS: '1', AWS_RETRY_MODE: 'standard' }
+  // The child trusts the system's roots only, not the run's CA.
+  const script = 'AWS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt aws sts get-caller-identity; ' +
+    'AWS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt aws sts get-caller-identity; true'
+  const result = await run(process.execPath, [CLI, 'run', '--upstream', `http://127.0.0.1:${upstream.address().port}`, '--', 'sh', '-c', script], env)
+  assert.equal(result.code, 0, result.stderr)
+  const warnings = result.stderr.split('\n').filter((line) => line.includes('refused the recording proxy'))
+  assert.equal(warnings.length, 1, result.stderr)
+  assert.match(warnings[0], /sts\.us-west-2\.amazonaws\.com/)
+  assert.match(warnings[0], /--no-proxy/)
+  assert.match(warnings[0], /AWS_CA_BUNDLE/)
+  assert.match(result.stderr, /proxy: 0 requests, 0 tunnels decrypted, 0 passed through, 0 not understood, 2 TLS handshakes refused/)
+})
+
+test('listen --proxy prints the variables; a program started elsewhere is recorded through it', async (t) => {
+  const moto = await startMoto()
+  t.after(() => moto.stop())
+  const env = cleanEnv(FAKE_CREDENTIALS)
+  const listener = spawn(process.execPath, [CLI, 'listen', '--port', '0', '--proxy', '--upstream', moto.endpoint], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  listener.stdout.on('data', (chunk) => { stdout += chunk })
+  listener.stderr.on('data', (chunk) => { stderr += chunk })
+  const closed = new Promise((resolve) => listener.once('close', resolve))
+  t.after(() => listener.kill('SIGKILL'))
+  const deadline = Date.now() + 20_000
+  while (!/export NODE_EXTRA_CA_CERTS=/.test(stderr)) {
+    assert.ok(Date.now() < deadline, `no variables printed: ${stderr}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  const exported = Object.fromEntries([...stderr.matchAll(/^export ([A-Za-z_]+)='([^']*)'$/gm)].map((m) => [m[1], m[2]]))
+  assert.match(exported.HTTPS_PROXY, /^http:\/\/127\.0\.0\.1:\d+$/)
+  const program = await run('aws', ['sqs', 'create-queue', '--queue-name', 'from-elsewhere'], { ...env, ...exported })
+  assert.equal(program.code, 0, program.stderr)
+  const recorded = Date.now() + 10_000
+  while (!stdout.includes('"Api":"CreateQueue"')) {
+    assert.ok(Date.now() < recorded, `not recorded: ${stdout}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  listener.kill('SIGINT')
+  await closed
+  const call = stdout.trim().split('\n').map((line) => JSON.parse(line)).find((r) => r.Type === 'ApiCall')
+  assert.deepEqual([call.Service, call.Api, call.FinalHttpStatusCode], ['sqs', 'CreateQueue', 200])
+  assert.match(stderr, /proxy: 1 requests, 1 tunnels decrypted/)
+  assert.equal(fs.existsSync(path.dirname(exported.AWS_CA_BUNDLE)), false, 'the CA directory is removed')
 })
