@@ -483,15 +483,22 @@ impl Upstream {
         }
     }
 
-    /// Whether a kept connection is still open with nothing unasked-for waiting on it.
+    /// Whether a kept connection is still open with nothing unasked-for waiting on it: one read is
+    /// tried without waiting; pending means open and quiet.
     async fn is_usable(&mut self) -> bool {
         if !self.reader.buf.is_empty() {
             return false;
         }
-        // Polled once: pending means open and quiet.
-        tokio::time::timeout(Duration::ZERO, self.reader.fill())
-            .await
-            .is_err()
+        let inner = &mut self.reader.inner;
+        std::future::poll_fn(|cx| {
+            let mut probe = [0u8; 1];
+            let mut probe = tokio::io::ReadBuf::new(&mut probe);
+            match std::pin::Pin::new(&mut *inner).poll_read(cx, &mut probe) {
+                std::task::Poll::Pending => std::task::Poll::Ready(true),
+                std::task::Poll::Ready(_) => std::task::Poll::Ready(false),
+            }
+        })
+        .await
     }
 }
 
