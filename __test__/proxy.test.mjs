@@ -7,11 +7,13 @@ import os from 'node:os'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 
 import { FAKE_CREDENTIALS, startMoto } from './helpers/moto.mjs'
 import { assertNoLeaks, SECRET_VALUES } from './helpers/leaks.mjs'
 
+const require = createRequire(import.meta.url)
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const CLI = path.join(ROOT, 'cli', 'index.js')
 const COMMAND_TIMEOUT_MS = 90_000
@@ -326,4 +328,26 @@ test('listen --proxy prints the variables; a program started elsewhere is record
   assert.deepEqual([call.Service, call.Api, call.FinalHttpStatusCode], ['sqs', 'CreateQueue', 200])
   assert.match(stderr, /proxy: 1 requests, 1 tunnels decrypted/)
   assert.equal(fs.existsSync(path.dirname(exported.AWS_CA_BUNDLE)), false, 'the CA directory is removed')
+})
+
+test('Recorder#startProxy: its files under caDir, its counts in stats(), its errors coded', async () => {
+  const { Recorder } = require('../index.js')
+  const recorder = new Recorder({ sink: 'none', port: 0 })
+  const parent = fs.mkdtempSync(path.join(tmp, 'ca-parent-'))
+  const started = recorder.startProxy({ caDir: parent })
+  assert.match(started.address, /^127\.0\.0\.1:\d+$/)
+  assert.equal(path.dirname(started.caDir), parent)
+  assert.equal(started.env.AWS_CA_BUNDLE, started.caBundlePath)
+  assert.equal(started.env.NODE_EXTRA_CA_CERTS, started.caCertPath)
+  assert.equal(fs.statSync(started.caDir).mode & 0o777, 0o700)
+  assert.match(fs.readFileSync(started.caCertPath, 'utf8'), /^-----BEGIN CERTIFICATE-----/)
+  assert.throws(() => recorder.startProxy(), { code: 'ERR_RECORDER_PROXY', message: /already running/ })
+  const { proxy, paths } = recorder.stats()
+  assert.deepEqual(proxy, { connections: 0, requests: 0, decrypted: 0, tunnelled: 0, notUnderstood: 0, refused: 0, upstreamFailed: 0 })
+  assert.deepEqual(paths.proxy, { calls: 0, attempts: 0 })
+  await recorder.stopProxy()
+  assert.equal(fs.existsSync(started.caDir), false)
+  assert.throws(() => recorder.startProxy({ upstream: 'localhost:5000' }), { code: 'ERR_RECORDER_CONFIG' })
+  assert.throws(() => recorder.startProxy({ caDir: path.join(tmp, 'does-not-exist') }), { code: 'ERR_RECORDER_PROXY' })
+  await recorder.stop()
 })

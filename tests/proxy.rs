@@ -279,3 +279,44 @@ fn stopping_removes_the_ca_directory() {
     drop(recorder2);
     assert!(!info2.ca_dir.exists());
 }
+
+#[test]
+fn plain_http_proxy_requests_to_aws_hosts_are_forwarded_and_recorded() {
+    let server = upstream(OK, 1 << 20);
+    let recorder = recorder();
+    let info = start(&recorder, Some(format!("http://{}", server.addr)));
+    let mut stream = TcpStream::connect(info.address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // Absolute-form, as a client sends a plain-HTTP request to its proxy; forwarded as it is.
+    let sent = format!(
+        "GET http://sqs.eu-west-1.amazonaws.com/?Action=ListQueues&Version=2012-11-05 HTTP/1.1\r\nHost: sqs.eu-west-1.amazonaws.com\r\nAuthorization: {}\r\n\r\n",
+        AUTHORIZATION.replace("us-east-1", "eu-west-1")
+    );
+    stream.write_all(sent.as_bytes()).unwrap();
+    let (status, _) = read_response(&mut stream);
+    assert_eq!(status, 200);
+    assert_eq!(
+        server.received.lock().unwrap().as_slice(),
+        &[sent.into_bytes()]
+    );
+    eventually("the call's records", || records(&recorder).len() == 2);
+    let call = &records(&recorder)[1];
+    assert_eq!(
+        (
+            &call["Type"],
+            &call["Service"],
+            &call["Api"],
+            &call["Region"]
+        ),
+        (
+            &Value::from("ApiCall"),
+            &Value::from("sqs"),
+            &Value::from("ListQueues"),
+            &Value::from("eu-west-1")
+        )
+    );
+    assert_eq!(recorder.stats().proxy.decrypted, 0);
+    assert_eq!(recorder.stats().proxy.requests, 1);
+}
