@@ -63,7 +63,8 @@ service or SDK exception (a connection error has no status), or its retries ran 
 
 Runs COMMAND with AWS_CSM_ENABLED=true, AWS_CSM_HOST and AWS_CSM_PORT set to the recorder, records
 the calls it makes, prints a summary to standard error and exits with the command's exit status
-(128+N when a signal N ended it). SIGINT, SIGTERM and SIGHUP are passed on to the command.
+(128+N when a signal N ended it). SIGINT, SIGTERM and SIGHUP are passed on to the command. The
+command's HTTPS requests to AWS also go through a recording proxy, unless --no-proxy.
 
 Options:
   -p, --port P     UDP port to receive on (default: 0, a free port; the command is told which)
