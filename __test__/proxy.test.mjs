@@ -270,7 +270,7 @@ test('run gives the child the proxy and the CA bundle, overriding the bundle the
   const values = Object.fromEntries(result.stdout.trim().split('\n').filter((l) => l.includes('=')).map((l) => l.split(/=(.*)/s).slice(0, 2)))
   assert.match(values.HTTPS_PROXY, /^http:\/\/127\.0\.0\.1:\d+$/)
   assert.equal(values.http_proxy, values.HTTPS_PROXY)
-  assert.deepEqual(values.NO_PROXY.split(',').sort(), ['127.0.0.1', '::1', 'internal.example', 'localhost'])
+  assert.deepEqual(values.NO_PROXY.split(',').sort(), ['127.0.0.1', '169.254.169.254', '169.254.170.2', '::1', 'internal.example', 'localhost'])
   assert.notEqual(values.AWS_CA_BUNDLE, env.AWS_CA_BUNDLE)
   assert.equal(values.SSL_CERT_FILE, values.AWS_CA_BUNDLE)
   assert.equal(values.REQUESTS_CA_BUNDLE, values.AWS_CA_BUNDLE)

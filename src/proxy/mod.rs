@@ -258,9 +258,10 @@ impl std::fmt::Debug for Proxy {
 
 /// The proxy variables, each in both cases (programs read one or the other).
 const PROXY_VARIABLES: [&str; 4] = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"];
-/// Loopback is never proxied.
+/// Never proxied: loopback, and the EC2 instance metadata and ECS container credentials addresses
+/// (credentials, not API calls; they must reach the host itself).
 const NO_PROXY_VARIABLES: [&str; 2] = ["NO_PROXY", "no_proxy"];
-pub const NO_PROXY_HOSTS: &str = "127.0.0.1,localhost,::1";
+pub const NO_PROXY_HOSTS: &str = "127.0.0.1,localhost,::1,169.254.169.254,169.254.170.2";
 /// The CA bundle variables: the aws CLI and botocore, Go and OpenSSL, Python requests, Node.js.
 const BUNDLE_VARIABLES: [&str; 3] = ["AWS_CA_BUNDLE", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"];
 /// Node.js adds these certificates to its own roots; the CA alone is enough.
