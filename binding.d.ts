@@ -52,6 +52,21 @@ export declare class NativeRecorder {
   /** Takes in what is queued, then closes the socket. */
   stop(): Promise<void>
   /**
+   * Starts the recording proxy on 127.0.0.1 (a free port) with a CA made for this run; its
+   * requests to AWS endpoints are recorded like datagrams (`stats().paths.proxy`). Returns where
+   * it listens, the CA files and the variables a program needs to use it. Throws
+   * `ERR_RECORDER_PROXY` (it cannot start or is running) or `ERR_RECORDER_CONFIG` (a bad
+   * `upstream`).
+   */
+  startProxy(options?: ProxyStart | undefined | null): ProxyStarted
+  /**
+   * Stops the proxy: connections close, calls still waiting for a retry are recorded, and the
+   * CA directory is removed.
+   */
+  stopProxy(): Promise<void>
+  /** The proxy's warnings since the last call (a client that refused its CA), one line each. */
+  takeProxyWarnings(): Array<string>
+  /**
    * Takes in one CSM event, exactly as if it had arrived as a datagram: parsed, sanitized,
    * counted and buffered. `path` says how it was made: `plugin` (the v3 SDK plugin), `http`
    * (Node's HTTP client), `sdk-v2` (aws-sdk v2's own events) or `csm` (the default), and is
@@ -161,6 +176,56 @@ export interface PathCounts {
   attempts: number
 }
 
+/** What the recording proxy saw. */
+export interface ProxyCounts {
+  /** Client connections accepted. */
+  connections: number
+  /** HTTP requests read from clients, decrypted or plain. */
+  requests: number
+  /** CONNECT tunnels to AWS hosts whose TLS the proxy terminated. */
+  decrypted: number
+  /** CONNECT tunnels to other hosts, passed through untouched. */
+  tunnelled: number
+  /** Requests or tunnels that were not valid HTTP (their connection was closed). */
+  notUnderstood: number
+  /** TLS handshakes a client refused (it does not trust the recorder's CA). */
+  refused: number
+  /** Tunnels and requests whose upstream could not be reached or broke off. */
+  upstreamFailed: number
+}
+
+/** Options of `startProxy()`. */
+export interface ProxyStart {
+  /**
+   * `http://host:port` or `https://host:port`: every decrypted request is sent there instead of
+   * to the AWS endpoint it names, unchanged (its `Host` header and signature included), as for
+   * moto or LocalStack.
+   */
+  upstream?: string
+  /**
+   * The directory the run's private CA directory is made in (default: the system's temporary
+   * directory).
+   */
+  caDir?: string
+}
+
+/** A started proxy. */
+export interface ProxyStarted {
+  /** `127.0.0.1:port`. */
+  address: string
+  /** The private directory (mode 0700) holding the CA files; removed by `stopProxy()`. */
+  caDir: string
+  /** The CA certificate (PEM, mode 0600). */
+  caCertPath: string
+  /** The CA certificate followed by the system's roots (PEM, mode 0600). */
+  caBundlePath: string
+  /**
+   * The variables a program needs to record through the proxy: the proxy URL, the hosts it
+   * leaves alone, and the CA bundle for each SDK's variable.
+   */
+  env: Record<string, string>
+}
+
 /** Recorder options. Each option wins over its environment variable, which wins over the default. */
 export interface RecorderOptions {
   /**
@@ -266,6 +331,8 @@ export interface RecorderStats {
   lastFlushMs: number
   /** What each recording path took in. */
   paths: RecordingPaths
+  /** What the recording proxy saw. */
+  proxy: ProxyCounts
 }
 
 /** What each recording path took in, counted where it is taken in. */
@@ -284,6 +351,8 @@ export interface RecordingPaths {
    * (when the SDK does not send them over CSM itself).
    */
   sdkV2: PathCounts
+  /** Requests seen by the recording proxy (`startProxy()`). */
+  proxy: PathCounts
 }
 
 /** What a stream writes, and where. */

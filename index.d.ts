@@ -1,9 +1,9 @@
 // Public API of aws-api-call-recorder. The native types come from the generated binding.d.ts.
 
-import type { FlushReport, RecorderStats, InvocationInfo, RecorderOptions as NativeRecorderOptions } from './binding'
+import type { FlushReport, RecorderStats, InvocationInfo, ProxyStart, ProxyStarted, RecorderOptions as NativeRecorderOptions } from './binding'
 import { recorderPlugin, instrumentSdkV3 } from './sdk-v3/index'
 
-export type { FlushReport, RecorderStats, RecordingPaths, PathCounts, CsmCounts, InvocationInfo } from './binding'
+export type { FlushReport, RecorderStats, RecordingPaths, PathCounts, CsmCounts, InvocationInfo, ProxyCounts, ProxyStart, ProxyStarted } from './binding'
 export { recorderPlugin, instrumentSdkV3 }
 export type { RecorderPluginOptions, RecorderPlugin, SdkV3Instrumentation, EventIngester } from './sdk-v3/index'
 
@@ -77,7 +77,8 @@ export interface RecorderOptions extends NativeRecorderOptions {
  * an unusable value, such as a number option that is not a whole number in its range: numbers are
  * never rounded or wrapped), `ERR_RECORDER_PORT_IN_USE`, `ERR_RECORDER_BIND`, `ERR_RECORDER_EXTENSION`
  * (Lambda refused the extension; `ApiCallRecorder` warns with it), `ERR_RECORDER_OUTPUT` (records
- * cannot be written where the command line's `--output` points), `ERR_RECORDER_NATIVE_LOAD` (the
+ * cannot be written where the command line's `--output` points), `ERR_RECORDER_PROXY` (the
+ * recording proxy cannot start), `ERR_RECORDER_NATIVE_LOAD` (the
  * native addon does not load on this platform).
  */
 export declare class Recorder {
@@ -113,6 +114,18 @@ export declare class Recorder {
    * own events; the default is `csm`.
    */
   ingest(eventJson: string, path?: 'csm' | 'plugin' | 'http' | 'sdk-v2'): void
+  /**
+   * Starts the recording proxy on 127.0.0.1 (a free port) with a certificate authority made for
+   * this run: requests to AWS endpoints through it are decrypted, forwarded unchanged (to
+   * `upstream` when given) and recorded (`stats().paths.proxy`, `stats().proxy`); other tunnels pass
+   * untouched. Returns its address, the CA files and the variables a program sets to use it.
+   * @throws Error with `code` `ERR_RECORDER_PROXY` or `ERR_RECORDER_CONFIG` (a bad `upstream`).
+   */
+  startProxy(options?: ProxyStart): ProxyStarted
+  /** Stops the proxy, records calls still waiting for a retry and removes the CA directory. */
+  stopProxy(): Promise<void>
+  /** The proxy's warnings since the last call (a client that refused its CA), one line each. */
+  takeProxyWarnings(): string[]
   /** Attributes records received from now on to this invocation. */
   beginInvocation(info?: InvocationInfo): number
   /** Drains, stops attributing to the invocation and flushes. */

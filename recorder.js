@@ -156,6 +156,24 @@ class Recorder {
     return JSON.parse(this.#native.takeRecordsJson())
   }
 
+  /**
+   * Starts the recording proxy (127.0.0.1, a free port, a CA made for this run): requests to AWS
+   * endpoints through it are recorded. Returns its address, CA files and the variables to set.
+   */
+  startProxy(options = {}) {
+    return this.#native.startProxy(options)
+  }
+
+  /** Stops the proxy and removes its CA directory. */
+  async stopProxy() {
+    await this.#native.stopProxy()
+  }
+
+  /** The proxy's warnings since the last call (clients that refused its CA). */
+  takeProxyWarnings() {
+    return this.#native.takeProxyWarnings()
+  }
+
   /** Takes in one CSM event (a JSON string), as if it had been received; `path` is how it was made. */
   ingest(eventJson, path) {
     this.#native.ingest(eventJson, path)

@@ -154,6 +154,7 @@ test('stats().paths are counted natively, where each event is taken in', async (
     plugin: { calls: 2, attempts: 1 },
     http: { calls: 1, attempts: 1 },
     sdkV2: { calls: 1, attempts: 1 },
+    proxy: { calls: 0, attempts: 0 },
   })
   assert.equal(received, 11)
   assert.equal(calls, 6)

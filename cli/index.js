@@ -11,6 +11,7 @@ const { parseArgs } = require('node:util')
 const { readRecordings } = require('./records.js')
 const { summarize, formatSummary } = require('./summary.js')
 const { buildPolicy, policyReport, formatPolicy, FORMATS: POLICY_FORMATS } = require('./policy.js')
+const proxyCli = require('./proxy.js')
 
 const PROGRAM = 'api-call-recorder'
 /** How `listen` and `run` write events (formatted natively, see src/stream). */
@@ -50,7 +51,7 @@ Options:
   -o, --output F   append to file F instead of writing to standard output
   --only-errors    write only failed calls and failed attempts (see below); the summary still
                    counts everything
-  -h, --help       show this help
+${proxyCli.HELP.listen}  -h, --help       show this help
 
 A call (ApiCall event) is an error when its final HTTP status is 400 or more, it reports a final
 service or SDK exception (a connection error has no status), or its retries ran out
@@ -61,7 +62,8 @@ service or SDK exception (a connection error has no status), or its retries ran 
 
 Runs COMMAND with AWS_CSM_ENABLED=true, AWS_CSM_HOST and AWS_CSM_PORT set to the recorder, records
 the calls it makes, prints a summary to standard error and exits with the command's exit status
-(128+N when a signal N ended it). SIGINT, SIGTERM and SIGHUP are passed on to the command.
+(128+N when a signal N ended it). SIGINT, SIGTERM and SIGHUP are passed on to the command. The
+command's HTTPS requests to AWS also go through a recording proxy, unless --no-proxy.
 
 Options:
   -p, --port P     UDP port to receive on (default: 0, a free port; the command is told which)
@@ -69,7 +71,7 @@ Options:
   -f, --format F   format for --output: jsonl, csv or table (default: csv when F ends in .csv,
                    else jsonl)
   --only-errors    write only failed calls and attempts to --output
-  -h, --help       show this help
+${proxyCli.HELP.run}  -h, --help       show this help
 `,
   summary: `Usage: ${PROGRAM} summary [--json] FILE...
 
@@ -207,6 +209,7 @@ async function listen(args) {
     format: { type: 'string', short: 'f' },
     output: { type: 'string', short: 'o' },
     'only-errors': { type: 'boolean' },
+    ...proxyCli.OPTIONS,
   })
   if (values.help) return showHelp(HELP.listen)
   const port = parsePort('listen', values.port)
@@ -216,14 +219,18 @@ async function listen(args) {
     output: values.output ?? '-',
     onlyErrors: values['only-errors'],
   })
+  const proxy = startProxyOf(recording, values, proxyOptions('listen', false))
   writeErr(`${PROGRAM}: listening on udp ${recording.address}; stop with Ctrl-C`)
+  if (proxy) writeErr(`${PROGRAM}: recording proxy on ${proxy.address}; in the program's environment set:\n${proxyCli.formatEnv(proxy.env)}`)
   const reason = await new Promise((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'))
     process.once('SIGTERM', () => resolve('SIGTERM'))
     recording.outputClosed.then(() => resolve('output closed'))
   })
+  if (proxy) await proxy.stop()
   const ending = await recording.finish()
-  writeErr(`${PROGRAM}: stopped (${reason})\n${formatEnding(ending)}`)
+  writeErr(`${PROGRAM}: stopped (${reason})\n${formatEnding(ending)}` +
+    (proxy ? proxyCli.formatProxyStats(ending.stats) : ''))
   return 0
 }
 
@@ -231,7 +238,7 @@ async function listen(args) {
 function splitRunArgs(args) {
   const separator = args.indexOf('--')
   if (separator >= 0) return [args.slice(0, separator), args.slice(separator + 1)]
-  const takesValue = new Set(['--port', '-p', '--output', '-o', '--format', '-f'])
+  const takesValue = new Set(['--port', '-p', '--output', '-o', '--format', '-f', '--upstream'])
   let i = 0
   while (i < args.length && args[i].startsWith('-') && args[i] !== '-') {
     i += takesValue.has(args[i]) ? 2 : 1
@@ -246,6 +253,7 @@ async function run(args) {
     format: { type: 'string', short: 'f' },
     output: { type: 'string', short: 'o' },
     'only-errors': { type: 'boolean' },
+    ...proxyCli.OPTIONS,
   })
   if (values.help) return showHelp(HELP.run)
   if (command.length === 0) throw new UsageError('no command given (usage: run [options] -- COMMAND [ARGS...])', 'run')
@@ -260,10 +268,11 @@ async function run(args) {
     onlyErrors: values['only-errors'],
   })
   const boundPort = recording.address.slice(recording.address.lastIndexOf(':') + 1)
+  const proxy = startProxyOf(recording, values, proxyOptions('run', true))
 
   const child = spawn(command[0], command.slice(1), {
     stdio: 'inherit',
-    env: { ...process.env, AWS_CSM_ENABLED: 'true', AWS_CSM_HOST: '127.0.0.1', AWS_CSM_PORT: boundPort },
+    env: (proxy ? proxy.childEnv : (env) => env)({ ...process.env, AWS_CSM_ENABLED: 'true', AWS_CSM_HOST: '127.0.0.1', AWS_CSM_PORT: boundPort }),
   })
   const forwarded = ['SIGINT', 'SIGTERM', 'SIGHUP']
   const forward = (signal) => child.kill(signal)
@@ -278,9 +287,26 @@ async function run(args) {
     })
   })
   for (const signal of forwarded) process.off(signal, forward)
+  if (proxy) await proxy.stop()
   const ending = await recording.finish()
-  writeErr(`\n${PROGRAM}: ${command[0]} exited with status ${exitCode}\n${formatEnding(ending)}`)
+  writeErr(`\n${PROGRAM}: ${command[0]} exited with status ${exitCode}\n${formatEnding(ending)}` +
+    (proxy ? proxyCli.formatProxyStats(ending.stats) : ''))
   return exitCode
+}
+
+/** How `command` reports the proxy's usage errors and warnings. */
+/** The recording proxy of `recording` when the options ask for it (./proxy.js); a refusal stops the recording. */
+function startProxyOf(recording, values, options) {
+  try {
+    return proxyCli.startProxy(recording.recorder, values, options)
+  } catch (error) {
+    recording.finish().catch(() => {})
+    throw error
+  }
+}
+
+function proxyOptions(command, byDefault) {
+  return { byDefault, warn: (line) => writeErr(`${PROGRAM}: ${line}`), usage: (message) => new UsageError(message, command) }
 }
 
 function recordingsFrom(command, positionals) {

@@ -17,15 +17,18 @@ pub enum ErrorCode {
     Extension,
     /// Records cannot be written where they were asked to go.
     Output,
+    /// The recording proxy cannot start (its port, its certificate authority or its files).
+    Proxy,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 5] = [
+    pub const ALL: [ErrorCode; 6] = [
         ErrorCode::Config,
         ErrorCode::PortInUse,
         ErrorCode::Bind,
         ErrorCode::Extension,
         ErrorCode::Output,
+        ErrorCode::Proxy,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -35,6 +38,7 @@ impl ErrorCode {
             ErrorCode::Bind => "ERR_RECORDER_BIND",
             ErrorCode::Extension => "ERR_RECORDER_EXTENSION",
             ErrorCode::Output => "ERR_RECORDER_OUTPUT",
+            ErrorCode::Proxy => "ERR_RECORDER_PROXY",
         }
     }
 }

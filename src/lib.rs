@@ -17,6 +17,7 @@ pub mod extension;
 pub mod format;
 pub mod intake;
 pub mod limits;
+pub mod proxy;
 pub mod receiver;
 pub mod record;
 pub mod recorder;
@@ -31,4 +32,4 @@ mod binding;
 
 pub use config::{RecorderConfig, RecorderOptions, SinkConfig, Whole};
 pub use error::RecorderError;
-pub use recorder::{FlushOptions, FlushReport, Recorder};
+pub use recorder::{FlushOptions, FlushReport, ProxyInfo, Recorder};

@@ -12,6 +12,7 @@ use crate::buffer::RecordBuffer;
 use crate::config::{RecorderConfig, SinkConfig};
 use crate::error::RecorderError;
 use crate::intake::{Intake, epoch_millis};
+use crate::proxy::{Proxy, ProxyError, ProxyOptions};
 use crate::receiver::Receiver;
 use crate::record::Record;
 use crate::sink::{FileSink, FileTarget, Sink};
@@ -67,6 +68,29 @@ pub struct Recorder {
     receiver: Mutex<Option<Receiver>>,
     /// Set while a [`Stream`] takes the records.
     streaming: Arc<AtomicBool>,
+    proxy: Mutex<Option<Proxy>>,
+}
+
+/// Where a started proxy listens and what a program needs to use it.
+#[derive(Debug, Clone)]
+pub struct ProxyInfo {
+    pub address: std::net::SocketAddr,
+    pub ca_dir: std::path::PathBuf,
+    pub ca_cert_path: std::path::PathBuf,
+    pub ca_bundle_path: std::path::PathBuf,
+    pub env: Vec<(&'static str, String)>,
+}
+
+impl ProxyInfo {
+    fn of(proxy: &Proxy) -> Self {
+        ProxyInfo {
+            address: proxy.address(),
+            ca_dir: proxy.ca_dir().to_owned(),
+            ca_cert_path: proxy.ca_cert_path().to_owned(),
+            ca_bundle_path: proxy.ca_bundle_path().to_owned(),
+            env: proxy.env().to_vec(),
+        }
+    }
 }
 
 impl Recorder {
@@ -106,6 +130,7 @@ impl Recorder {
             runtime,
             receiver: Mutex::new(None),
             streaming: Arc::default(),
+            proxy: Mutex::new(None),
         }
     }
 
@@ -147,6 +172,40 @@ impl Recorder {
         if let Some(receiver) = receiver {
             receiver.stop().await;
         }
+    }
+
+    /// Starts the recording proxy (see [`crate::proxy`]): its requests are recorded like datagrams.
+    pub fn start_proxy(&self, options: ProxyOptions) -> Result<ProxyInfo, ProxyError> {
+        let mut proxy = self.lock_proxy();
+        if proxy.is_some() {
+            return Err(ProxyError::Running);
+        }
+        let started = Proxy::start(options, self.intake.clone(), &self.runtime)?;
+        let info = ProxyInfo::of(&started);
+        *proxy = Some(started);
+        Ok(info)
+    }
+
+    /// The running proxy's address and files.
+    pub fn proxy_info(&self) -> Option<ProxyInfo> {
+        self.lock_proxy().as_ref().map(ProxyInfo::of)
+    }
+
+    /// Stops the proxy: its connections close, calls waiting for a retry are recorded and its CA
+    /// directory is removed. Stopping a stopped proxy is a no-op.
+    pub async fn stop_proxy(&self) {
+        let proxy = self.lock_proxy().take();
+        if let Some(proxy) = proxy {
+            proxy.stop().await;
+        }
+    }
+
+    /// The proxy's warnings since the last call (clients that refused its CA).
+    pub fn take_proxy_warnings(&self) -> Vec<String> {
+        self.lock_proxy()
+            .as_ref()
+            .map(Proxy::take_warnings)
+            .unwrap_or_default()
     }
 
     /// Takes in one event, exactly as a received datagram would be.
@@ -265,6 +324,12 @@ impl Recorder {
         self.intake.buffer.take_all()
     }
 
+    fn lock_proxy(&self) -> std::sync::MutexGuard<'_, Option<Proxy>> {
+        self.proxy
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn lock_receiver(&self) -> std::sync::MutexGuard<'_, Option<Receiver>> {
         self.receiver
             .lock()
@@ -274,7 +339,9 @@ impl Recorder {
 
 impl Drop for Recorder {
     fn drop(&mut self) {
-        // Dropping the receiver cancels its loop, which closes the socket.
+        // Dropping the receiver cancels its loop, which closes the socket; dropping the proxy stops
+        // it and removes its CA files.
         self.lock_receiver().take();
+        self.lock_proxy().take();
     }
 }

@@ -32,7 +32,9 @@ macro_rules! define_stats {
         pub struct Stats {
             $( #[doc = $doc] pub $field: AtomicU64, )*
             /// What each recording path took in, indexed by [`RecordingPath`].
-            paths: [PathCounters; 4],
+            paths: [PathCounters; 5],
+            /// What the recording proxy saw.
+            pub proxy: ProxyCounters,
         }
 
         /// A point-in-time copy of [`Stats`].
@@ -40,6 +42,7 @@ macro_rules! define_stats {
         pub struct StatsSnapshot {
             $( #[doc = $doc] pub $field: u64, )*
             pub paths: PathsSnapshot,
+            pub proxy: ProxySnapshot,
         }
 
         impl Stats {
@@ -51,7 +54,9 @@ macro_rules! define_stats {
                         plugin: self.path(RecordingPath::Plugin).snapshot(),
                         http: self.path(RecordingPath::Http).snapshot(),
                         sdk_v2: self.path(RecordingPath::SdkV2).snapshot(),
+                        proxy: self.path(RecordingPath::Proxy).snapshot(),
                     },
+                    proxy: self.proxy.snapshot(),
                 }
             }
         }
@@ -72,6 +77,8 @@ pub enum RecordingPath {
     /// A monitoring event of an aws-sdk v2 client in this process, taken from the SDK's own events
     /// instead of its CSM datagram.
     SdkV2,
+    /// A request seen by the recording proxy (any program, any SDK).
+    Proxy,
 }
 
 impl RecordingPath {
@@ -123,7 +130,50 @@ pub struct PathsSnapshot {
     pub plugin: PathSnapshot,
     pub http: PathSnapshot,
     pub sdk_v2: PathSnapshot,
+    pub proxy: PathSnapshot,
 }
+
+/// Gives the proxy's counters (names and descriptions) to the macro `$then`, like
+/// `with_stat_fields`.
+macro_rules! with_proxy_fields {
+    ($then:ident) => {
+        $then! {
+            connections: "Client connections accepted.",
+            requests: "HTTP requests read from clients, decrypted or plain.",
+            decrypted: "CONNECT tunnels to AWS hosts whose TLS the proxy terminated.",
+            tunnelled: "CONNECT tunnels to other hosts, passed through untouched.",
+            not_understood: "Requests or tunnels that were not valid HTTP (their connection was closed).",
+            refused: "TLS handshakes a client refused (it does not trust the recorder's CA).",
+            upstream_failed: "Tunnels and requests whose upstream could not be reached or broke off.",
+        }
+    };
+}
+#[cfg(feature = "napi")]
+pub(crate) use with_proxy_fields;
+
+macro_rules! define_proxy_stats {
+    ($( $field:ident: $doc:literal ),* $(,)?) => {
+        /// The recording proxy's live counters.
+        #[derive(Debug, Default)]
+        pub struct ProxyCounters {
+            $( #[doc = $doc] pub $field: AtomicU64, )*
+        }
+
+        /// A point-in-time copy of [`ProxyCounters`].
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        pub struct ProxySnapshot {
+            $( #[doc = $doc] pub $field: u64, )*
+        }
+
+        impl ProxyCounters {
+            pub fn snapshot(&self) -> ProxySnapshot {
+                ProxySnapshot { $( $field: self.$field.load(Relaxed), )* }
+            }
+        }
+    };
+}
+
+with_proxy_fields!(define_proxy_stats);
 
 impl Stats {
     pub fn path(&self, path: RecordingPath) -> &PathCounters {

@@ -16,7 +16,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use self::error::to_napi;
-use self::options::{FlushReport, InvocationInfo, RecorderStats, millis};
+use self::options::{FlushReport, InvocationInfo, ProxyStart, ProxyStarted, RecorderStats, millis};
 use crate::config::{RecorderConfig, UnrecognisedFlag, Whole};
 use crate::error::{ErrorCode, RecorderError};
 use crate::record::Record;
@@ -78,6 +78,34 @@ impl NativeRecorder {
     pub async fn stop(&self) -> Result<()> {
         self.inner.stop().await;
         Ok(())
+    }
+
+    /// Starts the recording proxy on 127.0.0.1 (a free port) with a CA made for this run; its
+    /// requests to AWS endpoints are recorded like datagrams (`stats().paths.proxy`). Returns where
+    /// it listens, the CA files and the variables a program needs to use it. Throws
+    /// `ERR_RECORDER_PROXY` (it cannot start or is running) or `ERR_RECORDER_CONFIG` (a bad
+    /// `upstream`).
+    #[napi(catch_unwind)]
+    pub fn start_proxy(&self, options: Option<ProxyStart>) -> Result<ProxyStarted, ErrorCode> {
+        let options = options.unwrap_or_default().into();
+        self.inner
+            .start_proxy(options)
+            .map(ProxyStarted::from)
+            .map_err(to_napi)
+    }
+
+    /// Stops the proxy: connections close, calls still waiting for a retry are recorded, and the
+    /// CA directory is removed.
+    #[napi]
+    pub async fn stop_proxy(&self) -> Result<()> {
+        self.inner.stop_proxy().await;
+        Ok(())
+    }
+
+    /// The proxy's warnings since the last call (a client that refused its CA), one line each.
+    #[napi(catch_unwind)]
+    pub fn take_proxy_warnings(&self) -> Result<Vec<String>> {
+        Ok(self.inner.take_proxy_warnings())
     }
 
     /// Takes in one CSM event, exactly as if it had arrived as a datagram: parsed, sanitized,

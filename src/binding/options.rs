@@ -11,7 +11,7 @@ use napi_derive::napi;
 use super::error::config_to_napi;
 use crate::config::{RecorderOptions, Whole};
 use crate::error::ErrorCode;
-use crate::{attribution, recorder, stats};
+use crate::{attribution, proxy, recorder, stats};
 
 /// Reads the constructor's options. A value of the wrong kind for its option (a string for a
 /// number, a fraction for a port) is `ERR_RECORDER_CONFIG`, like every other unusable option.
@@ -135,6 +135,8 @@ macro_rules! js_stats {
             $( #[doc = $doc] pub $field: f64, )*
             /// What each recording path took in.
             pub paths: RecordingPaths,
+            /// What the recording proxy saw.
+            pub proxy: ProxyCounts,
         }
 
         impl From<stats::StatsSnapshot> for RecorderStats {
@@ -142,6 +144,7 @@ macro_rules! js_stats {
                 RecorderStats {
                     $( $field: snapshot.$field as f64, )*
                     paths: snapshot.paths.into(),
+                    proxy: snapshot.proxy.into(),
                 }
             }
         }
@@ -172,6 +175,8 @@ pub struct RecordingPaths {
     /// Events of aws-sdk v2 clients in this process, taken from the SDK's own monitoring events
     /// (when the SDK does not send them over CSM itself).
     pub sdk_v2: PathCounts,
+    /// Requests seen by the recording proxy (`startProxy()`).
+    pub proxy: PathCounts,
 }
 
 /// What arrived over Client-Side Monitoring.
@@ -200,6 +205,79 @@ impl From<stats::PathsSnapshot> for RecordingPaths {
             plugin: counts(paths.plugin),
             http: counts(paths.http),
             sdk_v2: counts(paths.sdk_v2),
+            proxy: counts(paths.proxy),
+        }
+    }
+}
+
+macro_rules! js_proxy_counts {
+    ($( $field:ident: $doc:literal ),* $(,)?) => {
+        /// What the recording proxy saw.
+        #[napi(object)]
+        pub struct ProxyCounts {
+            $( #[doc = $doc] pub $field: f64, )*
+        }
+
+        impl From<stats::ProxySnapshot> for ProxyCounts {
+            fn from(snapshot: stats::ProxySnapshot) -> Self {
+                ProxyCounts { $( $field: snapshot.$field as f64, )* }
+            }
+        }
+    };
+}
+
+stats::with_proxy_fields!(js_proxy_counts);
+
+/// Options of `startProxy()`.
+#[napi(object)]
+#[derive(Default)]
+pub struct ProxyStart {
+    /// `http://host:port` or `https://host:port`: every decrypted request is sent there instead of
+    /// to the AWS endpoint it names, unchanged (its `Host` header and signature included), as for
+    /// moto or LocalStack.
+    pub upstream: Option<String>,
+    /// The directory the run's private CA directory is made in (default: the system's temporary
+    /// directory).
+    pub ca_dir: Option<String>,
+}
+
+impl From<ProxyStart> for proxy::ProxyOptions {
+    fn from(options: ProxyStart) -> Self {
+        proxy::ProxyOptions {
+            upstream: options.upstream,
+            ca_parent: options.ca_dir.map(Into::into),
+        }
+    }
+}
+
+/// A started proxy.
+#[napi(object)]
+pub struct ProxyStarted {
+    /// `127.0.0.1:port`.
+    pub address: String,
+    /// The private directory (mode 0700) holding the CA files; removed by `stopProxy()`.
+    pub ca_dir: String,
+    /// The CA certificate (PEM, mode 0600).
+    pub ca_cert_path: String,
+    /// The CA certificate followed by the system's roots (PEM, mode 0600).
+    pub ca_bundle_path: String,
+    /// The variables a program needs to record through the proxy: the proxy URL, the hosts it
+    /// leaves alone, and the CA bundle for each SDK's variable.
+    pub env: std::collections::HashMap<String, String>,
+}
+
+impl From<recorder::ProxyInfo> for ProxyStarted {
+    fn from(info: recorder::ProxyInfo) -> Self {
+        ProxyStarted {
+            address: info.address.to_string(),
+            ca_dir: info.ca_dir.display().to_string(),
+            ca_cert_path: info.ca_cert_path.display().to_string(),
+            ca_bundle_path: info.ca_bundle_path.display().to_string(),
+            env: info
+                .env
+                .into_iter()
+                .map(|(name, value)| (name.to_owned(), value))
+                .collect(),
         }
     }
 }
