@@ -335,8 +335,7 @@ test(`a handler that fails to load fails as it does without the layer, runtime c
     try {
       await assert.rejects(fn.init(), /init error/)
       const [error] = fn.history.initErrors
-      // The message's first line; the lines after it are stack frames, which name the layer's files.
-      return { errorType: error.errorType, errorMessage: error.errorMessage.split('\n')[0] }
+      return { errorType: error.errorType, errorMessage: error.errorMessage }
     } finally {
       await fn.shutdown()
     }

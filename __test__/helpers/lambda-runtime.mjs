@@ -18,7 +18,7 @@ import fs from 'node:fs'
 import http from 'node:http'
 import { createRequire } from 'node:module'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
 const requireFromRepo = createRequire(path.join(repoRoot, 'package.json'))
@@ -31,7 +31,7 @@ const INIT_TIMEOUT_MS = 30_000
  * The runtime interface client's entry point, or an error saying why it cannot run here: the client
  * is a dev dependency with a native part compiled at install time.
  */
-export function runtimeClient(generation = 3) {
+export function runtimeClient(generation = 3, nodeMajor = Number(process.versions.node.split('.')[0])) {
   // 3.x is nodejs22.x's generation, 4.x (a dev dependency under an alias) nodejs24.x's.
   const name = generation >= 4 ? 'aws-lambda-ric-4' : 'aws-lambda-ric'
   let manifestPath
@@ -43,9 +43,8 @@ export function runtimeClient(generation = 3) {
   const root = path.dirname(manifestPath)
   const manifest = JSON.parse(fs.readFileSync(manifestPath, 'utf8'))
   const bin = typeof manifest.bin === 'string' ? manifest.bin : manifest.bin?.['aws-lambda-ric']
-  const major = Number(process.versions.node.split('.')[0])
-  if (Number(manifest.version.split('.')[0]) >= 4 && major < 22) {
-    return { error: `aws-lambda-ric ${manifest.version} needs Node.js 22 or later, this is ${process.version}` }
+  if (Number(manifest.version.split('.')[0]) >= 4 && nodeMajor < 22) {
+    return { error: `aws-lambda-ric ${manifest.version} needs Node.js 22 or later, this is Node.js ${nodeMajor}` }
   }
   const native = [path.join(root, 'dist', 'rapid-client.node'), path.join(root, 'build', 'Release', 'rapid-client.node')]
   if (Number(manifest.version.split('.')[0]) < 4 && !native.some((file) => fs.existsSync(file))) {
@@ -62,8 +61,8 @@ export function runtimeClient(generation = 3) {
 }
 
 /** The runtime interface client, or a thrown error that says why it cannot run. */
-function requireRuntimeClient(generation) {
-  const client = runtimeClient(generation)
+function requireRuntimeClient(generation, nodeMajor) {
+  const client = runtimeClient(generation, nodeMajor)
   if (client.error) throw new Error(`cannot run functions as Lambda does: ${client.error}`)
   return client
 }
@@ -132,8 +131,10 @@ export async function startLambda({
   bootstrap = execWrapper !== null,
   runtimeGeneration = 3,
   layout = null,
+  // The major version of `nodePath`'s Node.js, when it is another binary than this one's.
+  nodeMajor = Number(process.versions.node.split('.')[0]),
 }) {
-  const client = requireRuntimeClient(runtimeGeneration)
+  const client = requireRuntimeClient(runtimeGeneration, nodeMajor)
   const server = http.createServer()
   // Long polls and frozen clients: never close an idle connection under the runtime.
   server.keepAliveTimeout = 0
@@ -159,7 +160,6 @@ export async function startLambda({
       invocation: null,
     }
     history.environments++
-    const nodeMajor = Number(process.versions.node.split('.')[0])
     const childEnv = {
       PATH: process.env.PATH,
       LANG: 'en_US.UTF-8',
@@ -179,8 +179,11 @@ export async function startLambda({
       AWS_DEFAULT_REGION: 'us-west-2',
       ...env,
     }
+    // 3.x through the bootstrap, with the client's own file as the main module, as in Lambda (where
+    // the bootstrap runs /var/runtime/index.mjs, the client itself): what names the main module,
+    // such as a require stack, names the client.
     const runtime = client.generation >= 4 ? [nodePath, client.bin]
-      : bootstrap ? [nodePath, BOOTSTRAP] : [nodePath, client.bin, handler]
+      : bootstrap ? [nodePath, '--import', pathToFileURL(BOOTSTRAP).href, client.module] : [nodePath, client.bin, handler]
     if (bootstrap) childEnv.LAMBDA_RUNTIME_CLIENT = client.module
     if (execWrapper) childEnv.AWS_LAMBDA_EXEC_WRAPPER = execWrapper
     const wrapped = execWrapper ? [execWrapper, ...runtime] : runtime

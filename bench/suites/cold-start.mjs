@@ -4,7 +4,8 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { createRequire } from 'node:module'
-import { startLambda, runtimeClient } from '../../__test__/helpers/lambda-runtime.mjs'
+import { startLambda } from '../../__test__/helpers/lambda-runtime.mjs'
+import { layerRuntimes } from './lambda.mjs'
 import { extractedLayer } from '../lib/layer.mjs'
 import { FAKE_CREDENTIALS, startMoto } from '../../__test__/helpers/moto.mjs'
 import { freeUdpPort } from '../../__test__/helpers/ports.mjs'
@@ -71,12 +72,12 @@ async function layerColdStartBench() {
     const env = { ...FAKE_CREDENTIALS, MOTO_ENDPOINT: moto.endpoint, AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE: '1',
       NODE_PATH: layer.nodePath, API_CALL_RECORDER_FILE: path.join(dir, 'records.jsonl') }
     const rows = []
-    for (const generation of [3, 4].filter((g) => !runtimeClient(g).error)) {
+    for (const { generation, nodeMajor, nodePath } of layerRuntimes()) {
       const times = { without: [], with: [] }
       for (let i = 0; i < RUNS; i++) {
         for (const kind of ['without', 'with']) {
           const fn = await startLambda({ taskRoot: TASK_ROOT, handler: 'work.handler', env: { ...env, AWS_CSM_PORT: String(await freeUdpPort()) }, bootstrap: true,
-            runtimeGeneration: generation, execWrapper: kind === 'with' ? layer.wrapper : null })
+            runtimeGeneration: generation, nodePath, nodeMajor, execWrapper: kind === 'with' ? layer.wrapper : null })
           try {
             const started = performance.now()
             await fn.init()
@@ -88,7 +89,7 @@ async function layerColdStartBench() {
       }
       const added = median(times.with) - median(times.without)
       rows.push({
-        measure: `layer: runtime start to its first request for an invocation, added (runtime client ${generation}.x; ` +
+        measure: `layer: runtime start to its first request for an invocation, added (runtime client ${generation}.x, Node.js ${nodeMajor}; ` +
           `${round(median(times.without), 1)} ms without)`,
         'median ms': round(added, 2),
         'RSS added MiB': '',

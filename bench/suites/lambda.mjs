@@ -13,6 +13,7 @@ import { createDeliveryStream, deliveredRecords } from '../../__test__/helpers/f
 import { startLambda, runtimeClient } from '../../__test__/helpers/lambda-runtime.mjs'
 import { REPO_DIR, onCleanup, median, round, met } from '../lib/common.mjs'
 import { extractedLayer } from '../lib/layer.mjs'
+import { nodeBinary } from '../lib/node-binaries.mjs'
 
 const WARMUP = 5
 const INVOCATIONS = 150
@@ -70,6 +71,15 @@ async function flushRoundTrip(options) {
   return median(times)
 }
 
+/** The runtimes the layer is measured under: nodejs22.x's client on Node.js 22, nodejs24.x's on 24. */
+export function layerRuntimes() {
+  return [[3, 22], [4, 24]].flatMap(([generation, nodeMajor]) => {
+    const nodePath = nodeBinary(nodeMajor)
+    if (!nodePath || runtimeClient(generation, nodeMajor).error) return []
+    return [{ generation, nodeMajor, nodePath }]
+  })
+}
+
 export async function lambdaBench() {
   const client = runtimeClient()
   if (client.error) throw new Error(client.error)
@@ -106,17 +116,19 @@ export async function lambdaBench() {
       }
     }
     // The layer: the unchanged function (work.handler) through the exec wrapper, CSM off as users
-    // run it, against the same function without the layer, under each runtime client generation
-    // this Node.js runs (4.x, nodejs24.x's, needs Node.js 22 or later).
+    // run it, against the same function without the layer, under each runtime's client and Node.js:
+    // aws-lambda-ric 3.x on Node.js 22 (nodejs22.x), 4.x on Node.js 24 (nodejs24.x).
     const layer = extractedLayer(dir)
     const layerFile = path.join(dir, 'layer.jsonl')
     const plain = { ...base, ...FAKE_CREDENTIALS, AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE: '1' }
-    const generations = [3, 4].filter((generation) => !runtimeClient(generation).error)
-    for (const generation of generations) {
-      const lambda = { bootstrap: true, runtimeGeneration: generation }
-      configurations.push({ name: `unwrapped, no CSM, runtime client ${generation}.x`, sink: '', handler: 'work.handler', env: plain, lambda, layerBase: true })
+    const runtimes = layerRuntimes()
+    const generations = runtimes.map(({ generation }) => generation)
+    for (const { generation, nodeMajor, nodePath } of runtimes) {
+      const lambda = { bootstrap: true, runtimeGeneration: generation, nodePath, nodeMajor }
+      const where = `runtime client ${generation}.x, Node.js ${nodeMajor}`
+      configurations.push({ name: `unwrapped, no CSM, ${where}`, sink: '', handler: 'work.handler', env: plain, lambda, layerBase: true })
       configurations.push({
-        name: `layer (no code change), runtime client ${generation}.x`, mode: 'layer', sink: 'file', handler: 'work.handler',
+        name: `layer (no code change), ${where}`, mode: 'layer', sink: 'file', handler: 'work.handler',
         // Environments run side by side: the recorder's CSM port is free for each.
         env: { ...plain, NODE_PATH: layer.nodePath, API_CALL_RECORDER_FILE: layerFile, AWS_CSM_PORT: String(await freeUdpPort()) },
         lambda: { ...lambda, execWrapper: layer.wrapper },
