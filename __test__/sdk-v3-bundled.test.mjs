@@ -285,8 +285,10 @@ test('in one process: per-path counts, and aws-sdk v2 (CSM) and bundled v3 (HTTP
     (error, out, err) => (error ? reject(new Error(`${error.message}\n${err}`)) : resolve(out))))
   const { paths, stats } = JSON.parse(stdout.trim().split('\n').pop())
   // v2: one ApiCall and one ApiCallAttempt datagram; bundled v3: three calls, 1 + 3 + 3 attempts.
-  assert.deepEqual(paths, { csm: { calls: 1, attempts: 1, datagrams: 2 }, plugin: { calls: 0, attempts: 0 }, http: { calls: 3, attempts: 7 }, sdkV2: { calls: 0, attempts: 0 } })
-  assert.deepEqual(paths, { csm: { calls: 1, attempts: 1, datagrams: 2 }, plugin: { calls: 0, attempts: 0 }, http: { calls: 3, attempts: 7 }, proxy: { calls: 0, attempts: 0 } })
+  assert.deepEqual(paths, {
+    csm: { calls: 1, attempts: 1, datagrams: 2 }, plugin: { calls: 0, attempts: 0 }, http: { calls: 3, attempts: 7 },
+    sdkV2: { calls: 0, attempts: 0 }, proxy: { calls: 0, attempts: 0 },
+  })
   assert.equal(stats.calls, 1 + 3)
   assert.equal(stats.parsed, 2 + 3 + 7)
 })
