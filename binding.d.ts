@@ -70,9 +70,10 @@ export declare class NativeRecorder {
    * Takes in one CSM event, exactly as if it had arrived as a datagram: parsed, sanitized,
    * counted and buffered. `path` says how it was made: `plugin` (the v3 SDK plugin), `http`
    * (Node's HTTP client), `sdk-v2` (aws-sdk v2's own events) or `csm` (the default), and is
-   * counted in `stats().paths`.
+   * counted in `stats().paths`. `invocation`, an id from `beginInvocation`, is the invocation whose
+   * code made the call; without it (or once it has ended) the event is attributed by time.
    */
-  ingest(eventJson: string, path?: 'csm' | 'plugin' | 'http' | 'sdk-v2' | undefined | null): void
+  ingest(eventJson: string, path?: 'csm' | 'plugin' | 'http' | 'sdk-v2' | undefined | null, invocation?: number | undefined | null): void
   /** Attributes records received from now on to this invocation; returns its id. */
   beginInvocation(info?: InvocationInfo | undefined | null): number
   /**

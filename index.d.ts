@@ -196,6 +196,11 @@ export interface ApiCallRecord {
   functionName?: string
   functionVersion?: string
   awsRequestId?: string
+  /**
+   * For a record known only by when it arrived (a CSM datagram of another program) while several
+   * invocations ran: their request ids, one of which made the call. `awsRequestId` is then absent.
+   */
+  candidateRequestIds?: string[]
   /** `init` before the first invocation began, `invoke` after; absent outside Lambda's life cycle. */
   phase?: 'init' | 'invoke'
   coldStart?: boolean

@@ -103,6 +103,7 @@ class LossReport {
 /** Records the AWS API calls of this process that SDKs report through Client-Side Monitoring. */
 class Recorder {
   #native
+  #internals
   #logger
   #losses = new LossReport()
 
@@ -111,7 +112,9 @@ class Recorder {
     options = options ?? {}
     this.#native = new NativeRecorder(nativeOptions(options), options[FLAGS_FALL_BACK] === true)
     this.#logger = options.logger ?? console
-    internals.set(this, { native: this.#native, reportLosses: () => this.#reportLosses() })
+    // `callerInvocation()`: the invocation whose code is running, set by the Lambda wrapper.
+    this.#internals = { native: this.#native, reportLosses: () => this.#reportLosses(), callerInvocation: null }
+    internals.set(this, this.#internals)
   }
 
   /** Binds the UDP port and starts receiving. Returns the bound `host:port`. */
@@ -176,7 +179,7 @@ class Recorder {
 
   /** Takes in one CSM event (a JSON string), as if it had been received; `path` is how it was made. */
   ingest(eventJson, path) {
-    this.#native.ingest(eventJson, path)
+    this.#native.ingest(eventJson, path, this.#internals.callerInvocation?.())
   }
 
   /** Attributes records received from now on to this invocation. Returns an id for `finishInvocation`. */

@@ -34,7 +34,7 @@ const RECORD_FIELDS = [
   'FinalSdkException', 'FinalSdkExceptionMessage', 'Region', 'UserAgent', 'Fqdn', 'AttemptLatency',
   'HttpStatusCode', 'AccessKey', 'XAmznRequestId', 'XAmzRequestId', 'XAmzId2', 'AwsException',
   'AwsExceptionMessage', 'SdkException', 'SdkExceptionMessage',
-  'Resources', 'functionName', 'functionVersion', 'awsRequestId', 'phase', 'coldStart', 'recordedAt',
+  'Resources', 'functionName', 'functionVersion', 'awsRequestId', 'candidateRequestIds', 'phase', 'coldStart', 'recordedAt',
 ]
 
 // moto 5 deploys these resource types through CloudFormation. Its CloudFormation skips the others

@@ -48,7 +48,7 @@ function callbackHandler(handler, recording) {
     }
     let returned
     try {
-      returned = handler(event, context, (...args) => answer(args))
+      returned = invocation.run(() => handler(event, context, (...args) => answer(args)))
     } catch (error) {
       answer([error])
       return undefined

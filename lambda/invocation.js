@@ -11,6 +11,7 @@ const { warn } = require('../options.js')
 const { callsSent } = require('./calls.js')
 const extension = require('./extension.js')
 const { invocationInfo, deliveryTimeout, whenLoopEmpty } = require('./runtime.js')
+const attribution = require('./attribution.js')
 
 /** The recorder of one wrapped function, and what it has told the logger. */
 class FunctionRecording {
@@ -22,6 +23,8 @@ class FunctionRecording {
     this.recorder = recorder
     this.logger = logger
     this.afterResponse = afterResponse
+    // Calls recorded in process name the invocation whose code made them (./attribution.js).
+    internalsOf(recorder).callerInvocation = () => attribution.callerInvocation(recorder)
   }
 
   /** Begins an invocation with Lambda's `context`: calls from now on are attributed to it. */
@@ -91,7 +94,7 @@ class Invocation {
     let threw = false
     let thrown
     try {
-      result = await call()
+      result = await this.run(call)
     } catch (error) {
       threw = true
       thrown = error
@@ -99,6 +102,11 @@ class Invocation {
     await this.end()
     if (threw) throw thrown
     return result
+  }
+
+  /** Runs `call` (the handler, or part of it) as this invocation: calls it makes are attributed to it. */
+  run(call) {
+    return attribution.runAs(this.#recording.recorder, this.#context?.awsRequestId, this.#id, call)
   }
 
   /**
@@ -120,6 +128,8 @@ class Invocation {
   async end() {
     if (this.#ended) return
     this.#ended = true
+    const requestId = this.#context?.awsRequestId
+    if (typeof requestId === 'string') attribution.ended(requestId)
     // Calls whose retry never came end here, so they belong to this invocation.
     sdkV3.settleHttpCalls()
     if (this.#recording.afterResponse) this.#handOver()

@@ -39,6 +39,9 @@ pub struct RecordContext {
     /// `None` for records outside any Lambda life cycle (a plain `Recorder`, the command line).
     pub phase: Option<Phase>,
     pub info: InvocationInfo,
+    /// For a record attributed by time while several invocations ran: their request ids, one of
+    /// which made the call (`info` then names no request). Empty otherwise.
+    pub candidates: Vec<String>,
     /// The context's fields as a JSON object body (`"functionName":"f",...`), written once.
     json_fields: String,
 }
@@ -52,6 +55,8 @@ struct ContextFields<'a> {
     function_version: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     aws_request_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    candidate_request_ids: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     phase: Option<Phase>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -68,11 +73,27 @@ impl RecordContext {
         Self::with_phase(None, info)
     }
 
+    /// The context of a record received while the invocations of `candidates` all ran, with the
+    /// function's `info` (no request id): which of them made the call is not known.
+    pub fn ambiguous(info: InvocationInfo, candidates: Vec<String>) -> Self {
+        let info = InvocationInfo {
+            aws_request_id: None,
+            cold_start: None,
+            ..info
+        };
+        Self::build(Some(Phase::Invoke), info, candidates)
+    }
+
     fn with_phase(phase: Option<Phase>, info: InvocationInfo) -> Self {
+        Self::build(phase, info, Vec::new())
+    }
+
+    fn build(phase: Option<Phase>, info: InvocationInfo, candidates: Vec<String>) -> Self {
         let fields = ContextFields {
             function_name: info.function_name.as_deref(),
             function_version: info.function_version.as_deref(),
             aws_request_id: info.aws_request_id.as_deref(),
+            candidate_request_ids: &candidates,
             phase,
             cold_start: info.cold_start,
         };
@@ -81,6 +102,7 @@ impl RecordContext {
         RecordContext {
             phase,
             info,
+            candidates,
             json_fields,
         }
     }
@@ -93,10 +115,11 @@ impl RecordContext {
 
 /// Tracks the invocations in flight and hands out the context new records are attributed to.
 ///
-/// Attribution rule: a record belongs to the invocation that began most recently among those still
-/// running when the record was received. Before the first invocation it is `init`; between invocations
-/// it stays with the last one that began. In Lambda an environment runs one invocation at a time, so
-/// the rule is exact there; with concurrent invocations in one process it is a best effort.
+/// Attribution rules. A record made in this process whose caller named its invocation (the code that
+/// made the call ran in it) belongs to that invocation. Any other record is attributed by time: to
+/// the invocation running when it was received. Before the first invocation it is `init`; between
+/// invocations it stays with the last one that began. While several invocations run at once, a
+/// record attributed by time names them all as candidates and none as its own: never a guess.
 #[derive(Debug)]
 pub struct InvocationTracker {
     state: Mutex<TrackerState>,
@@ -128,8 +151,18 @@ impl InvocationTracker {
         }
     }
 
+    /// The context of a record attributed by time.
     pub fn current(&self) -> Arc<RecordContext> {
         self.lock().current.clone()
+    }
+
+    /// The context of a record whose caller ran in `invocation`: that invocation's while it runs,
+    /// else (unknown, ended, or none named) attributed by time.
+    pub fn context_for(&self, invocation: Option<u64>) -> Arc<RecordContext> {
+        let state = self.lock();
+        invocation
+            .and_then(|id| state.active.iter().find(|(active, _)| *active == id))
+            .map_or_else(|| state.current.clone(), |(_, context)| context.clone())
     }
 
     /// Starts attributing new records to this invocation; returns its id for [`Self::end`].
@@ -138,8 +171,8 @@ impl InvocationTracker {
         let id = state.next_id;
         state.next_id += 1;
         let context = Arc::new(RecordContext::new(Phase::Invoke, info));
-        state.active.push((id, context.clone()));
-        state.current = context;
+        state.active.push((id, context));
+        state.current = state.by_time();
         id
     }
 
@@ -147,8 +180,8 @@ impl InvocationTracker {
     pub fn end(&self, id: u64) {
         let mut state = self.lock();
         state.active.retain(|(active_id, _)| *active_id != id);
-        if let Some((_, latest)) = state.active.last() {
-            state.current = latest.clone();
+        if !state.active.is_empty() {
+            state.current = state.by_time();
         }
     }
 
@@ -157,6 +190,25 @@ impl InvocationTracker {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl TrackerState {
+    /// The context a record attributed by time gets now: the one running invocation's, or with
+    /// several running, one that names them all.
+    fn by_time(&self) -> Arc<RecordContext> {
+        match self.active.as_slice() {
+            [] => self.current.clone(),
+            [(_, only)] => only.clone(),
+            [.., (_, latest)] => {
+                let candidates = self
+                    .active
+                    .iter()
+                    .filter_map(|(_, context)| context.info.aws_request_id.clone())
+                    .collect();
+                Arc::new(RecordContext::ambiguous(latest.info.clone(), candidates))
+            }
+        }
     }
 }
 
@@ -181,7 +233,38 @@ mod tests {
     }
 
     #[test]
-    fn attributes_to_latest_running_invocation() {
+    fn overlapping_invocations_name_their_own_calls_and_time_names_them_all() {
+        let tracker = InvocationTracker::new(InvocationInfo::default(), true);
+        let a = tracker.begin(info("a"));
+        assert_eq!(tracker.current().info.aws_request_id.as_deref(), Some("a"));
+        let b = tracker.begin(info("b"));
+        let by_time = tracker.current();
+        assert_eq!(by_time.info.aws_request_id, None);
+        assert_eq!(by_time.candidates, ["a", "b"]);
+        assert_eq!(
+            by_time.json_fields(),
+            r#""candidateRequestIds":["a","b"],"phase":"invoke""#
+        );
+        let of_a = tracker.context_for(Some(a));
+        assert_eq!(of_a.info.aws_request_id.as_deref(), Some("a"));
+        assert!(of_a.candidates.is_empty());
+        assert_eq!(
+            tracker.context_for(Some(99)).candidates,
+            ["a", "b"],
+            "an unknown id falls back to time"
+        );
+        tracker.end(a);
+        assert_eq!(tracker.current().info.aws_request_id.as_deref(), Some("b"));
+        assert_eq!(
+            tracker.context_for(Some(a)).info.aws_request_id.as_deref(),
+            Some("b"),
+            "ended: by time"
+        );
+        tracker.end(b);
+    }
+
+    #[test]
+    fn attributes_by_time_to_the_running_invocation() {
         let tracker = InvocationTracker::new(
             InvocationInfo {
                 function_name: Some("fn".into()),
@@ -196,7 +279,7 @@ mod tests {
         );
         let a = tracker.begin(info("a"));
         let b = tracker.begin(info("b"));
-        assert_eq!(tracker.current().info.aws_request_id.as_deref(), Some("b"));
+        assert_eq!(tracker.current().candidates, ["a", "b"]);
         tracker.end(b);
         assert_eq!(tracker.current().info.aws_request_id.as_deref(), Some("a"));
         tracker.end(a);

@@ -29,12 +29,19 @@ impl Intake {
     /// Accepts datagrams received together; `None` is one too large to read whole. Counters and the
     /// buffer are updated once for the batch.
     pub fn accept_batch<'a>(&self, datagrams: impl Iterator<Item = Option<&'a [u8]>>, now_ms: u64) {
-        self.accept_from(RecordingPath::Csm, datagrams, now_ms);
+        self.accept_from(RecordingPath::Csm, datagrams, now_ms, None);
     }
 
-    /// Accepts one event made in this process by `path`, as if it had been received.
-    pub fn accept_in_process(&self, path: RecordingPath, event: &[u8], now_ms: u64) {
-        self.accept_from(path, std::iter::once(Some(event)), now_ms);
+    /// Accepts one event made in this process by `path`, as if it had been received; `invocation`
+    /// is the invocation whose code made the call, when the caller knows it.
+    pub fn accept_in_process(
+        &self,
+        path: RecordingPath,
+        event: &[u8],
+        now_ms: u64,
+        invocation: Option<u64>,
+    ) {
+        self.accept_from(path, std::iter::once(Some(event)), now_ms, invocation);
     }
 
     fn accept_from<'a>(
@@ -42,8 +49,9 @@ impl Intake {
         path: RecordingPath,
         datagrams: impl Iterator<Item = Option<&'a [u8]>>,
         now_ms: u64,
+        invocation: Option<u64>,
     ) {
-        let context = self.invocations.current();
+        let context = self.invocations.context_for(invocation);
         let mut records = Vec::with_capacity(datagrams.size_hint().0);
         let (mut received, mut oversized, mut malformed, mut calls) = (0, 0, 0, 0);
         let mut marker = None;

@@ -213,9 +213,11 @@ impl Recorder {
         self.intake.accept(datagram, epoch_millis());
     }
 
-    /// Takes in one event produced in this process by `path`, counted as that path's.
-    pub fn ingest_from(&self, path: RecordingPath, event: &[u8]) {
-        self.intake.accept_in_process(path, event, epoch_millis());
+    /// Takes in one event produced in this process by `path`, counted as that path's; attributed to
+    /// `invocation` (the caller's) while it runs, else by time.
+    pub fn ingest_from(&self, path: RecordingPath, event: &[u8], invocation: Option<u64>) {
+        self.intake
+            .accept_in_process(path, event, epoch_millis(), invocation);
     }
 
     /// Attributes records received from now on to this invocation; returns its id.

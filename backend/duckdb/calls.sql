@@ -44,6 +44,7 @@ SELECT * FROM read_json(
     'functionName': 'VARCHAR',
     'functionVersion': 'VARCHAR',
     'awsRequestId': 'VARCHAR',
+    'candidateRequestIds': 'VARCHAR[]',
     'phase': 'VARCHAR',
     'coldStart': 'BOOLEAN',
     'recordedAt': 'BIGINT'

@@ -111,12 +111,18 @@ impl NativeRecorder {
     /// Takes in one CSM event, exactly as if it had arrived as a datagram: parsed, sanitized,
     /// counted and buffered. `path` says how it was made: `plugin` (the v3 SDK plugin), `http`
     /// (Node's HTTP client), `sdk-v2` (aws-sdk v2's own events) or `csm` (the default), and is
-    /// counted in `stats().paths`.
+    /// counted in `stats().paths`. `invocation`, an id from `beginInvocation`, is the invocation whose
+    /// code made the call; without it (or once it has ended) the event is attributed by time.
     #[napi(
         catch_unwind,
-        ts_args_type = "eventJson: string, path?: 'csm' | 'plugin' | 'http' | 'sdk-v2' | undefined | null"
+        ts_args_type = "eventJson: string, path?: 'csm' | 'plugin' | 'http' | 'sdk-v2' | undefined | null, invocation?: number | undefined | null"
     )]
-    pub fn ingest(&self, event_json: String, path: Option<String>) -> Result<()> {
+    pub fn ingest(
+        &self,
+        event_json: String,
+        path: Option<String>,
+        invocation: Option<Whole<u32>>,
+    ) -> Result<()> {
         let path = match path.as_deref() {
             None => RecordingPath::Csm,
             Some(name) => RecordingPath::from_name(name).ok_or_else(|| {
@@ -125,7 +131,9 @@ impl NativeRecorder {
                 ))
             })?,
         };
-        self.inner.ingest_from(path, event_json.as_bytes());
+        let invocation = invocation.map(|Whole(id)| u64::from(id));
+        self.inner
+            .ingest_from(path, event_json.as_bytes(), invocation);
         Ok(())
     }
 

@@ -51,6 +51,7 @@ pub const RECORDER_FIELDS: &[&str] = &[
     "functionName",
     "functionVersion",
     "awsRequestId",
+    "candidateRequestIds",
     "phase",
     "coldStart",
     "recordedAt",

@@ -36,6 +36,7 @@ pub const CSV_COLUMNS: &[&str] = &[
     "functionName",
     "functionVersion",
     "awsRequestId",
+    "candidateRequestIds",
     "phase",
     "coldStart",
     "recordedAt",
@@ -106,6 +107,7 @@ impl<W: std::io::Write> CsvRows<W> {
         let values = event.values();
         let context = record.context();
         let mut number = itoa::Buffer::new();
+        let mut candidates = String::new();
         for source in sources() {
             let cell: &[u8] = match *source {
                 Source::Event(index) => match values[index] {
@@ -116,6 +118,11 @@ impl<W: std::io::Write> CsvRows<W> {
                 Source::FunctionName => text(&context.info.function_name),
                 Source::FunctionVersion => text(&context.info.function_version),
                 Source::AwsRequestId => text(&context.info.aws_request_id),
+                Source::CandidateRequestIds => {
+                    candidates.clear();
+                    candidates.push_str(&context.candidates.join(" "));
+                    candidates.as_bytes()
+                }
                 Source::Phase => context.phase.map_or("", |phase| phase.as_str()).as_bytes(),
                 Source::ColdStart => match context.info.cold_start {
                     Some(true) => b"true",
@@ -154,6 +161,7 @@ enum Source {
     FunctionName,
     FunctionVersion,
     AwsRequestId,
+    CandidateRequestIds,
     Phase,
     ColdStart,
     RecordedAt,
@@ -169,6 +177,7 @@ fn sources() -> &'static [Source] {
                 "functionName" => Source::FunctionName,
                 "functionVersion" => Source::FunctionVersion,
                 "awsRequestId" => Source::AwsRequestId,
+                "candidateRequestIds" => Source::CandidateRequestIds,
                 "phase" => Source::Phase,
                 "coldStart" => Source::ColdStart,
                 "recordedAt" => Source::RecordedAt,

@@ -209,7 +209,7 @@ impl Shared {
         let now = epoch_millis();
         for event in events {
             self.intake
-                .accept_in_process(RecordingPath::Proxy, event.as_bytes(), now);
+                .accept_in_process(RecordingPath::Proxy, event.as_bytes(), now, None);
         }
     }
 

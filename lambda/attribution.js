@@ -1,0 +1,58 @@
+'use strict'
+
+// Which invocation the running code belongs to, so that calls recorded in process (the v3 SDK
+// plugin, the HTTP layer, aws-sdk v2's events) are attributed to the invocation whose code made
+// them, even when invocations overlap (Lambda Managed Instances, or handlers awaited together
+// outside Lambda). Where the runtime has its InvokeStore (aws-lambda-ric 4.x puts it on
+// `awslambda`), the request id of the running code comes from there. Elsewhere each invocation runs
+// in an AsyncLocalStorage of the wrapper's own: outside Lambda from the first invocation; in
+// Lambda's on-demand environments, which run one invocation at a time (so that "the invocation that
+// is running" is exact and costs nothing), only once a second invocation begins while one runs.
+
+const { AsyncLocalStorage } = require('node:async_hooks')
+
+/** awsRequestId -> { recorder, id } of the invocations that run. */
+const running = new Map()
+let storage = null
+
+function invokeStore() {
+  const store = globalThis.awslambda?.InvokeStore
+  return store && typeof store.getRequestId === 'function' ? store : null
+}
+
+/**
+ * The request id of the code running now, when something knows it. The v3 SDK brings an
+ * InvokeStore of its own outside Lambda too, which knows no request ("-"): then the wrapper's.
+ */
+function runningRequestId() {
+  const fromRuntime = invokeStore()?.getRequestId()
+  if (typeof fromRuntime === 'string' && running.has(fromRuntime)) return fromRuntime
+  return storage?.getStore()
+}
+
+/**
+ * Runs `call` as invocation `id` of `recorder` (its `awsRequestId`): calls recorded while it runs,
+ * in its async context, name it. Returns what `call` returns.
+ */
+function runAs(recorder, requestId, id, call) {
+  if (typeof requestId !== 'string' || id === undefined) return call()
+  running.set(requestId, { recorder, id })
+  const oneAtATime = process.env.AWS_LAMBDA_RUNTIME_API !== undefined && running.size === 1
+  const runtimeKnowsIt = invokeStore()?.getRequestId() === requestId
+  if (storage === null && !oneAtATime && !runtimeKnowsIt) storage = new AsyncLocalStorage()
+  return storage ? storage.run(requestId, call) : call()
+}
+
+/** The invocation ended: calls recorded from now on are attributed by time. */
+function ended(requestId) {
+  running.delete(requestId)
+}
+
+/** The native invocation id of `recorder` that the running code belongs to, when known. */
+function callerInvocation(recorder) {
+  const requestId = runningRequestId()
+  const entry = requestId === undefined ? undefined : running.get(requestId)
+  return entry?.recorder === recorder ? entry.id : undefined
+}
+
+module.exports = { runAs, ended, callerInvocation }
