@@ -4,10 +4,11 @@
 // plugin, the HTTP layer, aws-sdk v2's events) are attributed to the invocation whose code made
 // them, even when invocations overlap (Lambda Managed Instances, or handlers awaited together
 // outside Lambda). Where the runtime has its InvokeStore (aws-lambda-ric 4.x puts it on
-// `awslambda`), the request id of the running code comes from there. Elsewhere each invocation runs
-// in an AsyncLocalStorage of the wrapper's own: outside Lambda from the first invocation; in
-// Lambda's on-demand environments, which run one invocation at a time (so that "the invocation that
-// is running" is exact and costs nothing), only once a second invocation begins while one runs.
+// `awslambda`), the request id of the running code comes from there. Elsewhere invocations run in
+// an AsyncLocalStorage of the wrapper's own from the moment a second one begins while one runs:
+// until then "the invocation that is running" is exact, and keeping an async context (which costs
+// every promise of the process something under Node.js 20 and 22) is not paid. The invocation that
+// was running when the first overlap began has its calls attributed by time while it overlaps.
 
 const { AsyncLocalStorage } = require('node:async_hooks')
 
@@ -37,9 +38,8 @@ function runningRequestId() {
 function runAs(recorder, requestId, id, call) {
   if (typeof requestId !== 'string' || id === undefined) return call()
   running.set(requestId, { recorder, id })
-  const oneAtATime = process.env.AWS_LAMBDA_RUNTIME_API !== undefined && running.size === 1
   const runtimeKnowsIt = invokeStore()?.getRequestId() === requestId
-  if (storage === null && !oneAtATime && !runtimeKnowsIt) storage = new AsyncLocalStorage()
+  if (storage === null && running.size > 1 && !runtimeKnowsIt) storage = new AsyncLocalStorage()
   return storage ? storage.run(requestId, call) : call()
 }
 
