@@ -81,7 +81,6 @@ test('calls of overlapping invocations each carry their own request id; a datagr
   assert.equal(results.length, 24)
   assert.equal(datagramSent, true)
   const records = readJsonl(file)
-  if (process.env.KEEP_RECORDS) fs.copyFileSync(file, process.env.KEEP_RECORDS)
   const calls = records.filter((r) => r.Type === 'ApiCall' && r.Service !== 'Other')
   // The first invocation ran alone until the second began: its calls while the others ran are
   // attributed by time, so they name the candidates, its own among them. Every other call is exact.

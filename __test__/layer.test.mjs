@@ -4,7 +4,6 @@
 // once with its invocation; a handler that fails to load fails as it does without the layer.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -13,24 +12,12 @@ import { createRequire } from 'node:module'
 import { startLambda, runtimeClient, lambdaLayoutUnavailable } from './helpers/lambda-runtime.mjs'
 import { startMoto, FAKE_CREDENTIALS } from './helpers/moto.mjs'
 import { readJsonl, assertNoSecrets } from './helpers/records.mjs'
+import { extractedLayer } from './helpers/layer.mjs'
 import { freeUdpPort } from './helpers/ports.mjs'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const STEP_TIMEOUT_MS = 120_000
 let moto, dir, opt, wrapper
-
-/** Extracts a zip keeping each file's mode, as Lambda extracts layers under /opt. */
-function unzipKeepingModes(zip, into) {
-  execFileSync('python3', ['-c', `
-import os, sys, zipfile
-with zipfile.ZipFile(sys.argv[1]) as z:
-    for info in z.infolist():
-        target = z.extract(info, sys.argv[2])
-        mode = (info.external_attr >> 16) & 0o777
-        if mode and not info.is_dir():
-            os.chmod(target, mode)
-`, zip, into])
-}
 
 // The functions, as users write them: no recorder in sight.
 const V3_AND_V2_CALLS = `
@@ -111,11 +98,7 @@ before(async () => {
   if (client.error) throw new Error(`these tests run functions under the Lambda runtime interface client: ${client.error}`)
   moto = await startMoto()
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'acr-layer-'))
-  const zip = path.join(dir, 'layer.zip')
-  execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'layer.mjs'), zip], { cwd: ROOT })
-  opt = path.join(dir, 'opt')
-  unzipKeepingModes(zip, opt)
-  wrapper = path.join(opt, 'aws-api-call-recorder')
+  ;({ opt, wrapper } = extractedLayer(dir))
   const task = path.join(dir, 'task')
   for (const [file, text] of Object.entries(FUNCTIONS)) {
     fs.mkdirSync(path.dirname(path.join(task, file)), { recursive: true })

@@ -12,7 +12,7 @@ import { freeUdpPort } from '../../__test__/helpers/ports.mjs'
 import { createDeliveryStream, deliveredRecords } from '../../__test__/helpers/firehose.mjs'
 import { startLambda, runtimeClient } from '../../__test__/helpers/lambda-runtime.mjs'
 import { REPO_DIR, onCleanup, median, round, met } from '../lib/common.mjs'
-import { extractedLayer } from '../lib/layer.mjs'
+import { extractedLayer } from '../../__test__/helpers/layer.mjs'
 import { nodeBinary } from '../lib/node-binaries.mjs'
 
 const WARMUP = 5

@@ -1,8 +1,10 @@
 // The layer as `npm run layer` builds it, extracted with its file modes (as Lambda extracts layers
-// under /opt), for the benchmarks that run functions through its exec wrapper.
+// under /opt), for the tests and benchmarks that run functions through its exec wrapper.
 import { execFileSync } from 'node:child_process'
 import path from 'node:path'
-import { REPO_DIR } from './common.mjs'
+import { fileURLToPath } from 'node:url'
+
+const REPO_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
 
 /** Builds and extracts the layer into `dir`; returns its /opt stand-in and the exec wrapper's path. */
 export function extractedLayer(dir) {
