@@ -219,6 +219,7 @@ async fn send_batch(
         }
         outcome.requests += 1;
         let timeout = (deadline - now).min(ATTEMPT_TIMEOUT);
+        let cut_by_deadline = timeout < ATTEMPT_TIMEOUT;
         let reason = match put_record_batch(client, stream, &pending, timeout).await {
             Ok(response) if response.failed_put_count() == 0 => {
                 outcome.delivered += pending.len() as u64;
@@ -236,10 +237,18 @@ async fn send_batch(
             Err(Failure {
                 retryable: false,
                 reason,
+                ..
             }) => {
                 outcome.failed += pending.len() as u64;
                 outcome.error = Some(reason);
                 break;
+            }
+            // A retry the deadline cut short says nothing new: the service's last answer is the cause.
+            Err(Failure {
+                timed_out: true, ..
+            }) if cut_by_deadline && outcome.error.is_some() => {
+                let previous = outcome.error.take().unwrap_or_default();
+                format!("{previous}; the deadline ended the retry in flight")
             }
             Err(Failure { reason, .. }) => reason,
         };
@@ -257,6 +266,7 @@ async fn send_batch(
 /// A `PutRecordBatch` call that failed as a whole.
 struct Failure {
     retryable: bool,
+    timed_out: bool,
     reason: String,
 }
 
@@ -284,10 +294,15 @@ async fn put_record_batch(
         Ok(Ok(response)) => Ok(response),
         Ok(Err(error)) => {
             let (retryable, reason) = classify(&error);
-            Err(Failure { retryable, reason })
+            Err(Failure {
+                retryable,
+                timed_out: false,
+                reason,
+            })
         }
         Err(_elapsed) => Err(Failure {
             retryable: true,
+            timed_out: true,
             reason: format!("PutRecordBatch timed out after {} ms", timeout.as_millis()),
         }),
     }
