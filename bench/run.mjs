@@ -11,6 +11,7 @@ import { wrapperBench } from './suites/wrapper.mjs'
 import { coldStartBench } from './suites/cold-start.mjs'
 import { memoryBench } from './suites/memory.mjs'
 import { lambdaBench } from './suites/lambda.mjs'
+import { proxyBench } from './suites/proxy.mjs'
 
 /** The whole run is abandoned (children stopped) after this long. */
 const RUN_TIMEOUT_MS = 8 * 60_000
@@ -94,6 +95,19 @@ const SUITES = {
       const { table } = await lambdaBench()
       console.table(table)
       return table
+    },
+  },
+  proxy: {
+    title: '9. Recording proxy: small SQS requests direct, through this proxy and through mitmproxy, to an HTTPS ' +
+      'server on 127.0.0.1; then a 1 GiB streamed upload',
+    async run() {
+      const { table, uploadTable, targetsTable, raw } = await proxyBench()
+      console.log('small requests (latency: one at a time on one kept connection; requests/s: 8 kept connections):')
+      console.table(table)
+      console.log('1 GiB PUT, streamed in 1 MiB writes (RSS of the proxy\'s process sampled every 20 ms):')
+      console.table(uploadTable)
+      console.table(targetsTable)
+      return raw
     },
   },
 }

@@ -32,6 +32,11 @@ function track(child, group = false) {
   return child
 }
 
+/** Starts a long-running child process that stopAllChildren stops. */
+export function spawnTracked(command, args, options = {}) {
+  return track(spawn(command, args, options))
+}
+
 const cleanups = new Set()
 
 /** Registers an async stop function (such as moto's) that runs with stopAllChildren. */
