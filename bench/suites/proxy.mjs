@@ -297,7 +297,7 @@ export async function proxyBench() {
     const mitmdump = findMitmdump()
     let mitm = null
     let mitmMissing = null
-    if (!mitmdump) mitmMissing = 'not run: mitmdump not found (pip install -r requirements.txt, or set MITMDUMP)'
+    if (!mitmdump) mitmMissing = 'not run: mitmdump not found (install bench/requirements-mitmproxy.txt in a virtual environment and set MITMDUMP)'
     else {
       try {
         mitm = await startMitmproxy(mitmdump, certificates.caPath, dir)
