@@ -174,10 +174,12 @@ function parseRecording(buffer) {
   return { records, skipped, format: gzip ? `${format}+gzip` : format }
 }
 
-/** Reads recordings; `-` is standard input. Problems with a file are thrown with its name. */
-function readRecordings(files, warn) {
-  const records = []
-  for (const file of files) {
+/**
+ * Reads recordings one by one; `-` is standard input. Problems with a file are thrown with its name.
+ * @returns {{ file: string, format: string, records: object[], skipped: number }[]}
+ */
+function readRecordingFiles(files, warn) {
+  return files.map((file) => {
     let parsed
     try {
       const buffer = file === '-' ? fs.readFileSync(0) : fs.readFileSync(file)
@@ -188,7 +190,15 @@ function readRecordings(files, warn) {
       throw wrapped
     }
     if (parsed.skipped > 0) warn(`${file}: skipped ${parsed.skipped} lines that are not recorded events`)
-    records.push(...parsed.records)
+    return { file, ...parsed }
+  })
+}
+
+/** Reads recordings into one list of records (see readRecordingFiles). */
+function readRecordings(files, warn) {
+  const records = []
+  for (const parsed of readRecordingFiles(files, warn)) {
+    for (const record of parsed.records) records.push(record)
   }
   return records
 }
@@ -199,4 +209,5 @@ module.exports = {
   isErrorRecord,
   parseCsv,
   readRecordings,
+  readRecordingFiles,
 }

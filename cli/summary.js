@@ -142,4 +142,4 @@ function formatSummary(summary) {
   return `${lines.join('\n')}\n`
 }
 
-module.exports = { summarize, formatSummary }
+module.exports = { summarize, formatSummary, percentile, describeError }
