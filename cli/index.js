@@ -8,7 +8,7 @@ const { spawn } = require('node:child_process')
 const os = require('node:os')
 const { parseArgs } = require('node:util')
 
-const { readRecordings } = require('./records.js')
+const { readRecordings, readRecordingFiles } = require('./records.js')
 const { summarize, formatSummary } = require('./summary.js')
 const { buildPolicy, policyReport, formatPolicy, FORMATS: POLICY_FORMATS } = require('./policy.js')
 const proxyCli = require('./proxy.js')
@@ -32,6 +32,7 @@ Commands:
   run       run a command with CSM enabled and summarize its calls
   summary   summarize recordings (JSON Lines or CSV, gzip or not)
   policy    draft a least-privilege IAM policy from recordings
+  report    write one self-contained HTML page of recordings
 
 Run '${PROGRAM} <command> --help' for a command's options.
 `,
@@ -106,6 +107,20 @@ Options:
   -h, --help             show this help
 `,
 }
+
+HELP.report = `Usage: ${PROGRAM} report [--output report.html] [--account-id ID] [--max-resources N] FILE...
+
+Writes one HTML page of the recordings (what 'summary' reads): a timeline per invocation (or per
+file for a 'run'), latency per API with p50/p90/p99, errors and retries, the least-privilege policy as
+'policy' prints it with every "*" explained, and where the data came from. The page is
+self-contained: its script, style and data are inside it, and it makes no network request.
+
+Options:
+  -o, --output F         the page to write (default: report.html)
+  --account-id ID        as for 'policy'
+  --max-resources N      as for 'policy'
+  -h, --help             show this help
+`
 
 class UsageError extends Error {
   constructor(message, command) {
@@ -330,6 +345,20 @@ function summary(args) {
   return 0
 }
 
+/** --account-id and --max-resources, checked. */
+function policyOptions(command, values) {
+  const accountId = values['account-id']
+  if (accountId !== undefined && !/^\d{12}$/.test(accountId)) {
+    throw new UsageError(`--account-id must be 12 digits, not "${accountId}"`, command)
+  }
+  const maxText = values['max-resources']
+  if (maxText !== undefined && !/^[1-9]\d{0,5}$/.test(maxText)) {
+    throw new UsageError(`--max-resources must be a number from 1 to 999999, not "${maxText}"`, command)
+  }
+  const maxResources = maxText === undefined ? undefined : Number(maxText)
+  return { accountId, maxResources }
+}
+
 function policy(args) {
   const { values, positionals } = parse('policy', args, {
     format: { type: 'string', short: 'f' },
@@ -341,15 +370,7 @@ function policy(args) {
   if (!POLICY_FORMATS.includes(format)) {
     throw new UsageError(`--format must be one of ${POLICY_FORMATS.join(', ')}, not "${format}"`, 'policy')
   }
-  const accountId = values['account-id']
-  if (accountId !== undefined && !/^\d{12}$/.test(accountId)) {
-    throw new UsageError(`--account-id must be 12 digits, not "${accountId}"`, 'policy')
-  }
-  const maxText = values['max-resources']
-  if (maxText !== undefined && !/^[1-9]\d{0,5}$/.test(maxText)) {
-    throw new UsageError(`--max-resources must be a number from 1 to 999999, not "${maxText}"`, 'policy')
-  }
-  const maxResources = maxText === undefined ? undefined : Number(maxText)
+  const { accountId, maxResources } = policyOptions('policy', values)
   const result = buildPolicy(recordingsFrom('policy', positionals), { accountId, maxResources })
   if (result.calls === 0) {
     const failure = new Error('policy: the recordings hold no ApiCall events, so there is nothing to allow')
@@ -366,7 +387,34 @@ function policy(args) {
   return 0
 }
 
-const COMMANDS = { listen, run, summary, policy }
+function report(args) {
+  const { values, positionals } = parse('report', args, {
+    output: { type: 'string', short: 'o' },
+    'account-id': { type: 'string' },
+    'max-resources': { type: 'string' },
+  }, true)
+  if (values.help) return showHelp(HELP.report)
+  const options = policyOptions('report', values)
+  if (positionals.length === 0) throw new UsageError('no recording given (usage: report FILE...)', 'report')
+  const { buildReport, renderReport } = require('./report.js')
+  const warn = (message) => writeErr(`${PROGRAM} report: ${message}`)
+  let recordings
+  try {
+    recordings = readRecordingFiles(positionals, warn)
+  } catch (error) {
+    if (error.code !== 'ERR_RECORDING') throw error
+    const failure = new Error(`report: ${error.message}`)
+    failure.exitCode = 1
+    throw failure
+  }
+  const output = values.output ?? 'report.html'
+  const data = buildReport(recordings, options)
+  require('node:fs').writeFileSync(output, renderReport(data))
+  writeErr(`${PROGRAM} report: wrote ${output}: ${data.invocations.length} invocations, ${data.totals.calls} calls`)
+  return 0
+}
+
+const COMMANDS = { listen, run, summary, policy, report }
 
 async function main(argv) {
   const [command, ...args] = argv
