@@ -1,4 +1,4 @@
-// `summary` and `policy` read recordings and need no native code: they run where the addon cannot
+// `summary`, `policy` and `report` read recordings and need no native code: they run where the addon cannot
 // load (another platform, no build), and the CSV columns they read are the native writer's.
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
@@ -8,6 +8,7 @@ import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
+import zlib from 'node:zlib'
 
 const require = createRequire(import.meta.url)
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -76,6 +77,28 @@ test('summary runs without the addon, and reads CSV numbers back as numbers', ()
   assert.equal(summary.errors, 1)
   // Latency is a numeric column: read back as numbers, it gives the percentiles.
   assert.deepEqual(summary.latencyMs, { p50: 12, p99: 30 })
+})
+
+test('report runs without the addon: the corpus of real botocore and aws-sdk v2 calls, gzip, a bad line', () => {
+  const corpus = path.join(ROOT, 'tests', 'fixtures', 'csm-corpus')
+  const gzipped = path.join(dir, 'botocore.jsonl.gz')
+  fs.writeFileSync(gzipped, zlib.gzipSync(Buffer.concat([fs.readFileSync(path.join(corpus, 'botocore.jsonl')), Buffer.from('not json\n')])))
+  const html = path.join(dir, 'corpus.html')
+  const outcome = cliWithoutAddon(['report', '--output', html, gzipped, path.join(corpus, 'aws-sdk-js-v2.jsonl')])
+  assert.equal(outcome.code, 0, outcome.stderr)
+  assert.match(outcome.stderr, /botocore\.jsonl\.gz: skipped 1 lines/)
+  const page = fs.readFileSync(html, 'utf8')
+  const data = JSON.parse(page.match(/<script id="report-data" type="application\/json">(.*?)<\/script>/s)[1])
+  // No request ids outside Lambda: one timeline per file, as for a 'run'.
+  assert.deepEqual(data.invocations.map((i) => i.id).sort(), ['run aws-sdk-js-v2.jsonl', 'run botocore.jsonl.gz'])
+  assert.deepEqual(data.provenance.files.map((f) => [f.format, f.skipped]), [['jsonl+gzip', 1], ['jsonl', 0]])
+  assert.ok(data.provenance.notUnderstood.some((line) => /1 line is not a recorded event/.test(line)))
+  // Nothing fetched: no src or href pointing anywhere.
+  assert.doesNotMatch(page, /<(script|link|img)[^>]+(src|href)=/i)
+
+  const missing = cliWithoutAddon(['report', '--output', html, path.join(dir, 'absent.jsonl')])
+  assert.equal(missing.code, 1)
+  assert.match(missing.stderr, /absent\.jsonl: no such file/)
 })
 
 test('data/csv-columns.json is what the native writer declares (scripts/generate-csv-columns.mjs)', () => {

@@ -199,7 +199,7 @@ function buildReport(recordings, { accountId, maxResources } = {}) {
     : { text: null, report: policyReport(policyResult), wildcards: [], widened: [] }
 
   const skipped = recordings.reduce((sum, { skipped: count }) => sum + count, 0)
-  if (skipped > 0) notUnderstood.push(`${skipped} line${skipped === 1 ? '' : 's'} that are not recorded events (skipped)`)
+  if (skipped > 0) notUnderstood.push(`${skipped} line${skipped === 1 ? ' is' : 's are'} not a recorded event (skipped)`)
   const otherTypes = Object.entries(types).filter(([type]) => type !== 'ApiCall' && type !== 'ApiCallAttempt')
   for (const [type, count] of otherTypes) notUnderstood.push(`${count} record${count === 1 ? '' : 's'} of type "${type}"`)
   if (untimed > 0) notUnderstood.push(`${untimed} call${untimed === 1 ? '' : 's'} without a Timestamp or Latency, left off the timeline`)
