@@ -12,6 +12,7 @@ import { coldStartBench } from './suites/cold-start.mjs'
 import { memoryBench } from './suites/memory.mjs'
 import { lambdaBench } from './suites/lambda.mjs'
 import { proxyBench } from './suites/proxy.mjs'
+import { reportBench } from './suites/report.mjs'
 
 /** The whole run is abandoned (children stopped) after this long. */
 const RUN_TIMEOUT_MS = 8 * 60_000
@@ -110,6 +111,17 @@ const SUITES = {
       return raw
     },
   },
+  report: {
+    // Reads files and drives a browser: no load generator or floor to build.
+    needsBinaries: false,
+    title: '10. report: the page of 1,000 to 100,000 records (the demo\'s real calls, repeated), written and opened in headless Chromium, median of 3',
+    async run() {
+      const { table, skipped } = await reportBench()
+      if (skipped) console.log(`skipped: ${skipped}`)
+      else console.table(table)
+      return table
+    },
+  },
 }
 
 async function main() {
@@ -120,7 +132,7 @@ async function main() {
 
   console.log('aws-api-call-recorder benchmarks, all traffic on 127.0.0.1\n')
   console.table(machine())
-  await ensureBinaries()
+  if (selected.some((name) => SUITES[name].needsBinaries !== false)) await ensureBinaries()
 
   const results = { machine: machine(), startedAt: new Date().toISOString() }
   const failures = []
