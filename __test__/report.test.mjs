@@ -110,14 +110,20 @@ describe('report', { skip }, () => {
     }
   })
 
-  test('a recording of one call reads well', async () => {
+  test('a recording of one call reads well; recorded text stays text', async () => {
     const one = path.join(tmp, 'one.jsonl')
-    fs.writeFileSync(one, `${JSON.stringify(demo.find((r) => r.Type === 'ApiCall'))}\n`)
+    // A message with markup in it (a service may echo input) must not end the data's <script>.
+    const hostile = '</script><img src="http://127.0.0.1:9/x">'
+    fs.writeFileSync(one, `${JSON.stringify({ ...demo.find((r) => r.Type === 'ApiCall'), FinalAwsExceptionMessage: hostile })}\n`)
     const html = path.join(tmp, 'one.html')
     await cli(['report', '-o', html, one])
     const { page, context, problems } = await openReport(browser, html)
     try {
       assert.equal(await page.locator('#bars .bar').count(), 1)
+      await page.focus('#bars .bar')
+      assert.ok((await page.textContent('#details')).includes(hostile))
+      assert.equal(await page.locator('img').count(), 0)
+      assert.deepEqual(problems.requests, [])
       assert.match(await page.textContent('#problem-table'), /No call failed or retried/)
       assert.deepEqual(problems.consoleErrors, [])
     } finally {
