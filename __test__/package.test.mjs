@@ -64,6 +64,15 @@ test('npm pack ships the prebuilt addon; the tarball installs and records with n
   const out = JSON.parse(execFileSync(process.execPath, ['-e', RECORD_ONE_CALL], { cwd: app, env, encoding: 'utf8', timeout: 20_000 }))
   assert.equal(out.api, 'GetCallerIdentity')
   assert.ok(out.where.startsWith(path.join(app, 'node_modules')), out.where)
+
+  // The installed command writes a report: its page assets are in the package, uPlot is a dependency.
+  const recording = path.join(dir, 'one-call.jsonl')
+  fs.writeFileSync(recording, `${JSON.stringify({ Type: 'ApiCall', Service: 'STS', Api: 'GetCallerIdentity', Timestamp: 1, Latency: 5, AttemptCount: 1, FinalHttpStatusCode: 200 })}\n`)
+  const html = path.join(dir, 'one-call.html')
+  execFileSync(path.join(app, 'node_modules', '.bin', 'api-call-recorder'), ['report', '-o', html, recording], { cwd: app, env, stdio: 'pipe' })
+  const page = fs.readFileSync(html, 'utf8')
+  assert.match(page, /uPlot/)
+  assert.match(page, /"sv":"STS","op":"GetCallerIdentity"/)
 })
 
 const ENTRY_SHAPE = `
