@@ -1,14 +1,18 @@
 // `api-call-recorder report`, checked in headless Chromium: what a person sees in the page made from
-// the demo's real calls (v3 and v2 SDKs against moto), a one-call recording and 100,000 records.
+// the demo's real calls (v3 and v2 SDKs against moto), a one-call recording, 10 services × 50
+// invocations and 100,000 records.
 // Screenshots go to __test__/artifacts/ (git-ignored).
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
 
 import { CHROMIUM, ROOT, cli, launchChromium, openReport, recordDemo, synthesize } from './helpers/report.mjs'
 
+const run = promisify(execFile)
 const ARTIFACTS = path.join(ROOT, '__test__', 'artifacts')
 const LARGE_RECORDS = 100_000
 const MAX_WRITE_MS = 3000
@@ -126,6 +130,27 @@ describe('report', { skip }, () => {
       assert.deepEqual(problems.requests, [])
       assert.match(await page.textContent('#problem-table'), /No call failed or retried/)
       assert.deepEqual(problems.consoleErrors, [])
+    } finally {
+      await context.close()
+    }
+  })
+
+  test('10 services × 50 invocations (aws-sdk v2 against moto) read well', async () => {
+    const recording = path.join(tmp, 'services.jsonl')
+    await run(process.execPath, [path.join(ROOT, '__test__', 'fixtures', 'report-services.mjs'), recording], { timeout: 120_000 })
+    const html = path.join(tmp, 'services.html')
+    await cli(['report', '-o', html, recording])
+    const { page, context, problems } = await openReport(browser, html)
+    try {
+      assert.equal(await page.textContent('#invocation-count'), '50 invocations')
+      assert.equal(await page.locator('#invocations button').count(), 50)
+      const services = await page.$$eval('#apis tbody tr', (rows) => rows.map((row) => row.cells[0].textContent))
+      assert.equal(new Set(services).size, 10)
+      await page.click('#invocations button[data-id="services-07"]')
+      assert.deepEqual(await page.$$eval('#bars .bar', (bars) => bars.map((bar) => bar.dataset.call.split('.')[0])),
+        ['STS', 'S3', 'DynamoDB', 'SQS', 'SNS', 'SSM', 'Secrets Manager', 'Lambda', 'KMS', 'CloudWatch Logs'])
+      assert.deepEqual(problems.consoleErrors, [])
+      await page.screenshot({ path: path.join(ARTIFACTS, 'report-services.png'), fullPage: true })
     } finally {
       await context.close()
     }
