@@ -161,7 +161,7 @@ describe('report', { skip }, () => {
     fs.writeFileSync(large, synthesize(demo, LARGE_RECORDS, { functions: 5 }))
     const records = fs.readFileSync(large, 'utf8').split('\n').filter(Boolean).length
     const html = path.join(tmp, 'large.html')
-    const { ms: writeMs } = await cli(['report', '-o', html, large])
+    const { ms: writeMs, cpuMs: writeCpuMs } = await cli(['report', '-o', html, large])
     const { page, context, problems, interactiveMs } = await openReport(browser, html)
     try {
       const invocations = Math.ceil(records / demo.length)
@@ -172,9 +172,11 @@ describe('report', { skip }, () => {
       assert.equal(await page.locator('#bars .bar').count(), demo.filter((r) => r.Type === 'ApiCall').length)
       assert.deepEqual(problems.consoleErrors, [])
       const sizeMiB = fs.statSync(html).size / 2 ** 20
-      console.log(`report of ${records} records: written in ${Math.round(writeMs)} ms, interactive in ` +
+      console.log(`report of ${records} records: written in ${Math.round(writeMs)} ms (${Math.round(writeCpuMs)} ms of CPU), interactive in ` +
         `${Math.round(interactiveMs)} ms, ${sizeMiB.toFixed(1)} MiB`)
-      assert.ok(writeMs <= MAX_WRITE_MS, `written in ${Math.round(writeMs)} ms`)
+      // The CPU time, not the wall time, is held to the budget: on a shared machine (CI, two cores
+      // among several jobs) the wall time also counts what the neighbours take.
+      assert.ok(writeCpuMs <= MAX_WRITE_MS, `written with ${Math.round(writeCpuMs)} ms of CPU (${Math.round(writeMs)} ms wall)`)
       assert.ok(interactiveMs <= MAX_INTERACTIVE_MS, `interactive in ${Math.round(interactiveMs)} ms`)
     } finally {
       await context.close()

@@ -40,11 +40,23 @@ export function synthesize(records, count, { functions = 1 } = {}) {
   return `${lines.join('\n')}\n`
 }
 
-/** Runs `api-call-recorder ARGS`; resolves with stdout, stderr and the wall time in ms. */
+/**
+ * Runs `api-call-recorder ARGS` in a child process; resolves with stdout, stderr, the wall time in ms
+ * and the child's CPU time in ms (user + system, all threads: what the work costs, apart from what
+ * other programs on a shared machine take from it).
+ */
 export async function cli(args) {
   const started = performance.now()
-  const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { cwd: ROOT, maxBuffer: 64 << 20 })
-  return { stdout, stderr, ms: performance.now() - started }
+  const script = `const { main } = require(${JSON.stringify(CLI)})
+main(${JSON.stringify(args)}).then((code) => {
+  process.exitCode = code
+  const { user, system } = process.cpuUsage()
+  process.stderr.write('\\ncpu-ms ' + (user + system) / 1000 + '\\n')
+})`
+  const { stdout, stderr } = await run(process.execPath, ['-e', script], { cwd: ROOT, maxBuffer: 64 << 20 })
+  const ms = performance.now() - started
+  const cpuMs = Number(/\ncpu-ms ([\d.]+)\n$/.exec(stderr)?.[1])
+  return { stdout, stderr: stderr.replace(/\ncpu-ms [\d.]+\n$/, ''), ms, cpuMs }
 }
 
 /** Headless Chromium (Debian's package) through playwright-core; null when it is not installed. */
