@@ -337,6 +337,9 @@ describe('arguments', () => {
     ['run', '--format', 'csv', '--', 'true'],
     ['summary'],
     ['policy'],
+    ['report'],
+    ['report', '--account-id', '12', 'calls.jsonl'],
+    ['report', '--format', 'pdf', 'calls.jsonl'],
     [],
   ]
   for (const args of bad) {
@@ -348,7 +351,7 @@ describe('arguments', () => {
   }
 
   test('every command has --help', async () => {
-    for (const command of ['listen', 'run', 'summary', 'policy']) {
+    for (const command of ['listen', 'run', 'summary', 'policy', 'report']) {
       const outcome = await cli([command, '--help'])
       assert.equal(outcome.code, 0)
       assert.match(outcome.stdout, new RegExp(`Usage: api-call-recorder ${command}`))

@@ -193,10 +193,8 @@ function buildReport(recordings, { accountId, maxResources } = {}) {
     ? {
         text: formatPolicy(policyResult.policy, 'json'),
         report: policyReport(policyResult),
-        wildcards: policyResult.wildcards,
-        widened: policyResult.widened,
       }
-    : { text: null, report: policyReport(policyResult), wildcards: [], widened: [] }
+    : { text: null, report: policyReport(policyResult) }
 
   const skipped = recordings.reduce((sum, { skipped: count }) => sum + count, 0)
   if (skipped > 0) notUnderstood.push(`${skipped} line${skipped === 1 ? ' is' : 's are'} not a recorded event (skipped)`)
