@@ -27,6 +27,16 @@ function isThrottle(attempt) {
   return Number(attempt.HttpStatusCode) === 429 || THROTTLING.test(attemptError(attempt))
 }
 
+/** `object` without its fields that are undefined, null, false or empty text. */
+function withValues(object) {
+  const kept = {}
+  for (const key in object) {
+    const value = object[key]
+    if (value !== undefined && value !== null && value !== false && value !== '') kept[key] = value
+  }
+  return kept
+}
+
 /** Which invocation a record belongs to: its request id, else the init phase of its function, else its file (a `run`). */
 function invocationKey(record, file) {
   if (typeof record.awsRequestId === 'string' && record.awsRequestId !== '') return record.awsRequestId
@@ -145,29 +155,30 @@ function buildReport(recordings, { accountId, maxResources } = {}) {
         problemRows.set(rowKey, row)
       }
       const exception = record.FinalAwsException || record.FinalSdkException || ''
-      return {
+      // Fields without a value are left out: the page is smaller and opens faster.
+      return withValues({
         sv: String(record.Service ?? '?'),
         op: String(record.Api ?? '?'),
         s: record.Timestamp - invocation.start,
         d: record.Latency,
-        st: record.FinalHttpStatusCode ?? null,
-        ex: exception || null,
-        msg: record.FinalAwsExceptionMessage || record.FinalSdkExceptionMessage || null,
         n: attemptCount,
-        mx: Number(record.MaxRetriesExceeded) === 1,
-        err: error,
-        th: throttled,
-        ph: record.phase ?? null,
-        rg: record.Region ?? null,
-        at: attempts.map((attempt) => ({
+        at: attempts.map((attempt) => withValues({
           s: attempt.Timestamp - invocation.start,
           d: Number.isFinite(attempt.AttemptLatency) ? attempt.AttemptLatency : 0,
-          st: attempt.HttpStatusCode ?? null,
-          ex: attemptError(attempt) || null,
+          st: attempt.HttpStatusCode,
+          ex: attemptError(attempt),
           bad: isFailedAttempt(attempt),
           th: isThrottle(attempt),
         })),
-      }
+        st: record.FinalHttpStatusCode,
+        ex: exception,
+        msg: record.FinalAwsExceptionMessage || record.FinalSdkExceptionMessage,
+        mx: Number(record.MaxRetriesExceeded) === 1,
+        err: error,
+        th: throttled,
+        ph: record.phase,
+        rg: record.Region,
+      })
     })
     invocationList.push({
       id: invocation.id,

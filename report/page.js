@@ -1,11 +1,11 @@
-// The report page: reads the embedded data and draws it. Latency histograms are uPlot charts; the
+// The report page: reads the embedded data (fields without a value are left out) and draws it. Latency histograms are uPlot charts; the
 // timeline is HTML elements, so every bar can take keyboard focus and be read out.
 'use strict'
 ;(function () {
   const data = JSON.parse(document.getElementById('report-data').textContent)
   const $ = (selector) => document.querySelector(selector)
   /** Invocations drawn in the list at once; the rest are reached by sorting. */
-  const MAX_LISTED = 2000
+  const MAX_LISTED = 1000
   const HISTOGRAM_BINS = 30
 
   function el(tag, attributes, ...children) {
@@ -42,7 +42,7 @@
 
   function callSummary(call) {
     const parts = [`${call.sv}.${call.op}`, `${call.d} ms`]
-    if (call.err) parts.push(`failed: ${[call.st, call.ex].filter((x) => x !== null).join(' ') || 'no response'}`)
+    if (call.err) parts.push(`failed: ${[call.st, call.ex].filter((x) => x !== undefined).join(' ') || 'no response'}`)
     if (call.n > 1) parts.push(`${call.n} attempts`)
     if (call.th) parts.push('throttled')
     if (call.ph) parts.push(`${call.ph} phase`)
@@ -75,11 +75,11 @@
       ['Call', `${call.sv}.${call.op}`],
       ['Start', `+${call.s} ms (${iso(chosen.t0 + call.s)})`],
       ['Latency', ms(call.d)],
-      ['Status', call.st === null ? 'no response' : String(call.st)],
+      ['Status', call.st === undefined ? 'no response' : String(call.st)],
       ['Result', call.err ? `error${call.ex ? `: ${call.ex}` : ''}${call.mx ? ' (retries exhausted)' : ''}` : 'succeeded'],
       ['Message', call.msg],
       ['Attempts', `${call.n}${call.th ? ', throttled' : ''}` + (call.at.length ? `: ${call.at.map((a) =>
-        `${a.d} ms ${a.st === null ? '' : a.st}${a.ex ? ` ${a.ex}` : ''}`.trim()).join('; ')}` : '')],
+        `${a.d} ms ${a.st === undefined ? '' : a.st}${a.ex ? ` ${a.ex}` : ''}`.trim()).join('; ')}` : '')],
       ['Phase', call.ph],
       ['Region', call.rg],
     ].filter(([, value]) => value !== null && value !== undefined)
