@@ -106,9 +106,7 @@ Options:
                          followed by *
   -h, --help             show this help
 `,
-}
-
-HELP.report = `Usage: ${PROGRAM} report [--output report.html] [--account-id ID] [--max-resources N] FILE...
+  report: `Usage: ${PROGRAM} report [--output report.html] [--account-id ID] [--max-resources N] FILE...
 
 Writes one HTML page of the recordings (what 'summary' reads): a timeline per invocation (or per
 file for a 'run'), latency per API with p50/p90/p99, errors and retries, the least-privilege policy as
@@ -120,7 +118,8 @@ Options:
   --account-id ID        as for 'policy'
   --max-resources N      as for 'policy'
   -h, --help             show this help
-`
+`,
+}
 
 class UsageError extends Error {
   constructor(message, command) {
