@@ -135,15 +135,23 @@ describe('report', { skip }, () => {
     }
   })
 
-  test('10 services × 50 invocations (aws-sdk v2 against moto) read well', async () => {
+  test('10 services × 50 invocations (aws-sdk v2 against moto) and an init phase read well', async () => {
     const recording = path.join(tmp, 'services.jsonl')
     await run(process.execPath, [path.join(ROOT, '__test__', 'fixtures', 'report-services.mjs'), recording], { timeout: 120_000 })
     const html = path.join(tmp, 'services.html')
     await cli(['report', '-o', html, recording])
     const { page, context, problems } = await openReport(browser, html)
     try {
-      assert.equal(await page.textContent('#invocation-count'), '50 invocations')
-      assert.equal(await page.locator('#invocations button').count(), 50)
+      // 50 invocations, and the calls made at module load before the first of them.
+      assert.equal(await page.textContent('#invocation-count'), '51 invocations')
+      assert.equal(await page.locator('#invocations button').count(), 51)
+      const meta = (id) => page.textContent(`#invocations button[data-id="${id}"] .meta`)
+      assert.match(await meta('init'), /init/)
+      assert.match(await meta('services-00'), /❄ cold/)
+      assert.doesNotMatch(await meta('services-07'), /cold/)
+      await page.click('#invocations button[data-id="init"]')
+      assert.deepEqual(await page.$$eval('#bars li', (rows) => rows.map((row) => [row.querySelector('.phase')?.textContent, row.querySelector('.bar').dataset.call])),
+        [['init', 'SSM.DescribeParameters']])
       const services = await page.$$eval('#apis tbody tr', (rows) => rows.map((row) => row.cells[0].textContent))
       assert.equal(new Set(services).size, 10)
       await page.click('#invocations button[data-id="services-07"]')
