@@ -42,7 +42,7 @@ describe('report', { skip }, () => {
   })
 
   test('the demo recording: invocations, bars in order, an error, a retry, the policy, provenance', async () => {
-    const { page, context, problems } = await openReport(browser, demoHtml)
+    const { page, context, problems } = await openReport(browser, demoHtml, { permissions: ['clipboard-read', 'clipboard-write'] })
     try {
       assert.equal(await page.textContent('#invocation-count'), '1 invocation')
       await page.click('#invocations button[data-id="demo-request-1"]')
@@ -77,6 +77,11 @@ describe('report', { skip }, () => {
       const shown = await page.textContent('#policy-text')
       assert.equal(shown, printed)
       assert.equal(await page.locator('#policy-text mark.star').count(), printed.split('*').length - 1)
+      // The copy button puts that text on the clipboard, or where there is no permission selects it.
+      await page.click('#copy')
+      await page.waitForFunction(() => document.getElementById('copied').textContent !== '')
+      assert.equal(await page.textContent('#copied'), 'Copied.')
+      assert.equal(await page.evaluate(() => navigator.clipboard.readText()), printed)
 
       assert.match(await page.textContent('#provenance-list'), /1 line is not a recorded event \(skipped\)/)
       assert.deepEqual(problems.consoleErrors, [])
@@ -107,6 +112,11 @@ describe('report', { skip }, () => {
       await page.focus('#invocations button')
       await page.keyboard.press('Enter')
       assert.equal(await page.getAttribute('#invocations button', 'aria-current'), 'true')
+      // Without clipboard permission, copying selects the policy for Ctrl-C.
+      await page.click('#copy')
+      await page.waitForFunction(() => document.getElementById('copied').textContent !== '')
+      assert.match(await page.textContent('#copied'), /Selected/)
+      assert.equal((await page.evaluate(() => getSelection().toString())).trim(), (await cli(['policy', demoFile])).stdout.trim())
       assert.deepEqual(problems.consoleErrors, [])
       await page.screenshot({ path: path.join(ARTIFACTS, 'report-narrow.png'), fullPage: true })
     } finally {

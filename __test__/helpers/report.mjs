@@ -70,8 +70,8 @@ export async function launchChromium() {
  * Opens `file` in a fresh page and waits until the page says it is ready. Returns the page, the
  * console errors and non-file requests seen, and the time from navigation to ready.
  */
-export async function openReport(browser, file, { width = 1280, height = 900, hash = '' } = {}) {
-  const context = await browser.newContext({ viewport: { width, height } })
+export async function openReport(browser, file, { width = 1280, height = 900, hash = '', permissions = [] } = {}) {
+  const context = await browser.newContext({ viewport: { width, height }, permissions })
   const page = await context.newPage()
   const problems = { consoleErrors: [], requests: [] }
   page.on('console', (message) => {
