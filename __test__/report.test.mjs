@@ -152,13 +152,22 @@ describe('report', { skip }, () => {
     await cli(['report', '-o', html, recording])
     const { page, context, problems } = await openReport(browser, html)
     try {
-      // 50 invocations, and the calls made at module load before the first of them.
-      assert.equal(await page.textContent('#invocation-count'), '51 invocations')
-      assert.equal(await page.locator('#invocations button').count(), 51)
+      // 50 invocations, one more whose call was throttled, and the calls made at module load.
+      assert.equal(await page.textContent('#invocation-count'), '52 invocations')
+      assert.equal(await page.locator('#invocations button').count(), 52)
       const meta = (id) => page.textContent(`#invocations button[data-id="${id}"] .meta`)
       assert.match(await meta('init'), /init/)
       assert.match(await meta('services-00'), /❄ cold/)
       assert.doesNotMatch(await meta('services-07'), /cold/)
+      // The throttled first attempt, then the retry that succeeded: marked retried and throttled.
+      await page.click('#invocations button[data-id="throttled"]')
+      const throttled = page.locator('#bars li').first()
+      assert.equal(await throttled.locator('.bar').getAttribute('data-state'), 'retried')
+      assert.deepEqual(await throttled.locator('.attempt').evaluateAll((nodes) => nodes.map((n) => n.dataset.attempt)), ['failed', 'ok'])
+      assert.equal(await throttled.locator('.mark[data-mark="‖"]').count(), 1)
+      await throttled.locator('.bar').focus()
+      assert.match(await page.textContent('#details'), /2, throttled: \d+ ms 400 Throttling; \d+ ms 200/)
+      assert.match(await page.textContent('#problem-table'), /retried after throttling/)
       await page.click('#invocations button[data-id="init"]')
       assert.deepEqual(await page.$$eval('#bars li', (rows) => rows.map((row) => [row.querySelector('.phase')?.textContent, row.querySelector('.bar').dataset.call])),
         [['init', 'SSM.DescribeParameters']])

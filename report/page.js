@@ -129,7 +129,7 @@
         call.ph === 'init' ? el('span', { class: 'phase init', text: 'init' }) : null,
         `${call.sv}.${call.op}`,
         mark ? el('span', { class: `mark ${state}`, 'aria-hidden': 'true', 'data-mark': mark, text: mark }) : null,
-        call.th ? el('span', { class: 'mark retried', 'aria-hidden': 'true', text: '‖' }) : null)
+        call.th ? el('span', { class: 'mark retried', 'aria-hidden': 'true', 'data-mark': '‖', text: '‖' }) : null)
       return el('li', {}, label, el('span', { class: 'track' }, bar))
     })
     $('#bars').replaceChildren(...rows)
