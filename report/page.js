@@ -183,8 +183,8 @@
         draw: [(u) => {
           const ctx = u.ctx
           ctx.save()
-          for (const [name, value, colour] of markers) {
-            if (value === null) continue
+          markers.forEach(([name, value, colour], index) => {
+            if (value === null) return
             const x = u.valToPos(value, 'x', true)
             ctx.strokeStyle = colour
             ctx.setLineDash(name === 'p50' ? [] : name === 'p90' ? [6, 3] : [2, 2])
@@ -195,8 +195,9 @@
             ctx.stroke()
             ctx.fillStyle = colour
             ctx.font = `${12 * devicePixelRatio}px sans-serif`
-            ctx.fillText(`${name} ${value}`, x + 4, u.bbox.top + 14 * devicePixelRatio)
-          }
+            // One line each, so equal percentiles do not print over each other.
+            ctx.fillText(`${name} ${value}`, x + 4, u.bbox.top + 14 * (index + 1) * devicePixelRatio)
+          })
           ctx.restore()
         }],
       },
