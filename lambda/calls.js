@@ -3,7 +3,7 @@
 // When the events of an invocation's calls have all been sent: v3 calls report in-process once
 // they finish, aws-sdk v2 sends its datagrams from this process's event loop.
 
-const { performance } = require('node:perf_hooks')
+const { nowMs } = require('../clock.js')
 const sdkV3 = require('../sdk-v3/index.js')
 
 /**
@@ -12,12 +12,12 @@ const sdkV3 = require('../sdk-v3/index.js')
  * resolves with the part of it left for the native barrier.
  */
 async function callsSent(drainMs) {
-  const until = performance.now() + drainMs
-  while (sdkV3.callsInFlight() > 0 && performance.now() < until) {
+  const until = nowMs() + drainMs
+  while (sdkV3.callsInFlight() > 0 && nowMs() < until) {
     await new Promise((resolve) => setTimeout(resolve, 1))
   }
   await new Promise((resolve) => setImmediate(resolve))
-  return Math.max(0, Math.ceil(until - performance.now()))
+  return Math.max(0, Math.ceil(until - nowMs()))
 }
 
 module.exports = { callsSent }

@@ -22,7 +22,7 @@
 // `data` listener switches the stream to flowing before the SDK reads it.
 
 const dc = require('node:diagnostics_channel')
-const { performance } = require('node:perf_hooks')
+const { nowMs } = require('../clock.js')
 const { counters, pluginInvocations } = require('./state.js')
 const { Plugin } = require('./plugin.js')
 const { credentialScope, regionFromHostname, isRetryable } = require('./fields.js')
@@ -201,7 +201,7 @@ function onRequestStart({ request }) {
 
 function describeRequest(request, headers) {
   const timestamp = Date.now()
-  const start = performance.now()
+  const start = nowMs()
   const credential = credentialScope(headerText(headers.authorization))
   const userAgent = headerText(headers['user-agent']) ?? headerText(headers['x-amz-user-agent'])
   const { identifyService, identifyOperation } = operations()
@@ -328,7 +328,7 @@ function finishAttempt(attempt, networkError, body) {
   try {
     const call = attempt.call
     call.inFlight--
-    const latency = Math.round(performance.now() - attempt.start)
+    const latency = Math.round(nowMs() - attempt.start)
     const event = { Type: 'ApiCallAttempt', Version: 1 }
     addName(event, attempt)
     event.Timestamp = attempt.timestamp
@@ -355,7 +355,7 @@ function finishAttempt(attempt, networkError, body) {
       failure = { aws: false, code: networkError?.code ?? networkError?.name, message: networkError?.message }
     }
     if (failure !== undefined) addFailure(event, failure, '')
-    call.last = { region: event.Region, userAgent: event.UserAgent, status, failure, end: performance.now(), attempt }
+    call.last = { region: event.Region, userAgent: event.UserAgent, status, failure, end: nowMs(), attempt }
     counters.httpAttempts++
     deliver(event)
     if (failure === undefined || !isRetryable(asSdkError(failure))) {
@@ -395,7 +395,7 @@ function finishCall(call) {
   if (call.timer !== undefined) clearTimeout(call.timer)
   try {
     const last = call.last
-    const latency = Math.round((last?.end ?? performance.now()) - call.start)
+    const latency = Math.round((last?.end ?? nowMs()) - call.start)
     const event = { Type: 'ApiCall', Version: 1 }
     addName(event, last?.attempt ?? call)
     event.Timestamp = call.timestamp

@@ -12,7 +12,7 @@
 // For unsigned calls the explicit plugin cannot see the client's serviceId and falls back to the class
 // name without `Client`, which lacks the spaces some serviceIds have ("SecretsManager").
 
-const { performance } = require('node:perf_hooks')
+const { nowMs } = require('../clock.js')
 const { resolveCsmConfig } = require('./config.js')
 const { MAX_EVENT_BYTES, limitFields } = require('./limits.js')
 const { counters, inFlight, instrumentation, pluginInvocations, markPluginInvocation } = require('./state.js')
@@ -115,7 +115,7 @@ class Plugin {
       try {
         const target = this.target()
         if (target !== null) {
-          call = { target, timestamp: Date.now(), start: performance.now(), attempts: 0, last: undefined, input: args.input }
+          call = { target, timestamp: Date.now(), start: nowMs(), attempts: 0, last: undefined, input: args.input }
           args = { ...args, [CALL_STATE]: call }
         }
       } catch {
@@ -147,7 +147,7 @@ class Plugin {
           // Without call state (a middleware dropped it), the attempt is still recorded on its own.
           if (call === undefined) call = { target, attempts: 0, last: undefined, orphan: true }
           call.attempts++
-          attempt = { call, timestamp: Date.now(), start: performance.now() }
+          attempt = { call, timestamp: Date.now(), start: nowMs() }
           // The HTTP layer skips requests of calls recorded here (see http.js).
           const invocationId = header(args.request?.headers, 'amz-sdk-invocation-id')
           if (invocationId !== undefined) {
@@ -173,7 +173,7 @@ class Plugin {
 
   finishAttempt(context, attempt, request, result, error) {
     try {
-      const latency = Math.round(performance.now() - attempt.start)
+      const latency = Math.round(nowMs() - attempt.start)
       const event = {
         Type: 'ApiCallAttempt',
         Version: 1,
@@ -219,7 +219,7 @@ class Plugin {
       const attempts = call.attempts || (Number.isInteger(metadata?.attempts) ? metadata.attempts : 0)
       // Like v2: a call that failed before any attempt (bad input, no credentials) sends no ApiCall.
       if (attempts <= 0) return
-      const latency = Math.round(performance.now() - call.start)
+      const latency = Math.round(nowMs() - call.start)
       const last = call.last
       const event = {
         Type: 'ApiCall',
