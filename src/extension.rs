@@ -593,6 +593,12 @@ mod sigterm {
     }
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
     use super::Lifecycle;
@@ -615,10 +621,4 @@ mod tests {
         assert!(Lifecycle::NeverFrozen.events_body().contains("SHUTDOWN"));
         assert!(!Lifecycle::NeverFrozen.events_body().contains("INVOKE"));
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
