@@ -55,6 +55,11 @@ const ApiCallRecorder = require(${JSON.stringify(path.join(ROOT, 'index.js'))})
 exports.handler = ApiCallRecorder(handler)`,
   'plain.js': `${CALLS}
 exports.handler = handler`,
+  // Two worker threads of four give other options than the others.
+  'differing.js': `${CALLS}
+const { threadId } = require('node:worker_threads')
+const ApiCallRecorder = require(${JSON.stringify(path.join(ROOT, 'index.js'))})
+exports.handler = ApiCallRecorder(handler, { dropAccessKey: threadId % 2 === 0 })`,
 }
 
 let moto, dir, task, AWS, s3, layer
@@ -151,6 +156,20 @@ for (const workers of [2, 4]) {
     assertEachCallOnceWithItsInvocation(readJsonl(file), requestIds)
   })
 }
+
+test('options given differently in the workers: one recorder, one warning for the process', { skip: SKIP, timeout: STEP_TIMEOUT_MS }, async () => {
+  const { fn, file } = await managedFunction('differing.handler', { workers: 4 })
+  let outcomes
+  try {
+    outcomes = await Promise.all(Array.from({ length: 32 }, (_, i) => fn.invoke({ i })))
+  } finally {
+    await fn.shutdown()
+  }
+  const warnings = fn.output().match(/another ApiCallRecorder already records on/g) ?? []
+  assert.equal(warnings.length, 1, fn.output())
+  assertNoRecorderTrouble(fn.output())
+  assertEachCallOnceWithItsInvocation(readJsonl(file), outcomes.map((outcome) => outcome.requestId))
+})
 
 test(`wrapped in code, Firehose on moto: delivered in the background, the rest at shutdown`, { skip: SKIP, timeout: STEP_TIMEOUT_MS }, async () => {
   const { fn } = await managedFunction('wrapped.handler', {
