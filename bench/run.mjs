@@ -11,6 +11,7 @@ import { wrapperBench } from './suites/wrapper.mjs'
 import { coldStartBench } from './suites/cold-start.mjs'
 import { memoryBench } from './suites/memory.mjs'
 import { lambdaBench } from './suites/lambda.mjs'
+import { managedInstancesBench } from './suites/managed-instances.mjs'
 
 /** The whole run is abandoned (children stopped) after this long. */
 const RUN_TIMEOUT_MS = 8 * 60_000
@@ -92,6 +93,15 @@ const SUITES = {
       'latency and environment-held time, 1 v3 + 1 aws-sdk v2 call to moto, 150 invocations each, in turn',
     async run() {
       const { table } = await lambdaBench()
+      console.table(table)
+      return table
+    },
+  },
+  'managed-instances': {
+    title: '9. Lambda Managed Instances (runtime interface client 4.x, Node.js 24, 2 workers, never frozen): ' +
+      'calls/s, CPU per call and response latency, unwrapped against wrapped',
+    async run() {
+      const { table } = await managedInstancesBench()
       console.table(table)
       return table
     },

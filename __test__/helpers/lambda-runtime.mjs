@@ -525,6 +525,8 @@ export async function startLambda({
     history,
     /** What the runtime process wrote to stdout and stderr so far. */
     output: () => environment?.output ?? '',
+    /** The process id of the current environment's runtime, or undefined. */
+    pid: () => environment?.child?.pid,
     /** Names of the extensions registered in the current environment. */
     extensions: () => [...(environment?.extensions.values() ?? [])].map((e) => e.name),
   }
