@@ -14,9 +14,18 @@ export declare class NativeRecorder {
   /**
    * Registers this process as a Lambda internal extension with the Extensions API at `runtimeApi`
    * (`AWS_LAMBDA_RUNTIME_API`), blocking until Lambda answers or `timeoutMs` passed, and starts
-   * delivering after each response. Throws `ERR_RECORDER_EXTENSION` when Lambda refuses.
+   * delivering: `afterResponse` (after each response, on-demand Lambda) or `background` (where
+   * the environment is never frozen, as with Lambda Managed Instances: periodically and at
+   * SHUTDOWN, off the JS threads). Returns which. A process registers once, whichever worker
+   * thread asks first. Throws `ERR_RECORDER_EXTENSION` when Lambda refuses.
    */
-  registerExtension(runtimeApi: string, name: string, timeoutMs: number): void
+  registerExtension(runtimeApi: string, name: string, timeoutMs: number): 'afterResponse' | 'background'
+  /**
+   * Ends invocation `id` once a barrier proves the datagrams already sent have arrived (at most
+   * `drainMs`), without delivering: the background delivery does, where the environment is
+   * never frozen.
+   */
+  endInvocation(id: number, drainMs: number): Promise<void>
   /**
    * Invocation `id` (of Lambda request `awsRequestId`) has settled and its datagrams are sent:
    * the extension proves they arrived (within `drainMs`), ends it and delivers its records, then
@@ -44,6 +53,15 @@ export declare class NativeRecorder {
    * with `flagsFallBack`, a boolean variable that holds no boolean takes its default and warns.
    */
   constructor(options?: RecorderOptions | undefined | null, flagsFallBack?: boolean | undefined | null)
+  /**
+   * The process's recorder for the address these options bind, made from them by the first
+   * caller of any worker thread; a fixed port only (port 0 makes a recorder of its own).
+   * `settings` are the caller's options as comparable text: when they differ from the first
+   * caller's, `sharedWith` gives those, once per process for each difference.
+   */
+  static shared(options: RecorderOptions | undefined | null, flagsFallBack: boolean | undefined | null, settings: string): NativeRecorder
+  /** For a shared recorder made by an earlier caller with other settings: those settings. */
+  get sharedWith(): string | null
   /**
    * Binds the UDP port and starts receiving; returns the bound `host:port`.
    * Throws `ERR_RECORDER_PORT_IN_USE` or `ERR_RECORDER_BIND`.

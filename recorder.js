@@ -111,7 +111,11 @@ class Recorder {
   constructor(options = {}) {
     const { NativeRecorder } = loadBinding()
     options = options ?? {}
-    this.#native = new NativeRecorder(nativeOptions(options), options[FLAGS_FALL_BACK] === true)
+    const flagsFallBack = options[FLAGS_FALL_BACK] === true
+    const settings = options[SHARED_SETTINGS]
+    this.#native = typeof settings === 'string'
+      ? NativeRecorder.shared(nativeOptions(options), flagsFallBack, settings)
+      : new NativeRecorder(nativeOptions(options), flagsFallBack)
     this.#logger = options.logger ?? console
     // `callerInvocation()`: the invocation whose code is running, set by the Lambda wrapper.
     this.#internals = { native: this.#native, reportLosses: () => this.#reportLosses(), callerInvocation: null }
@@ -220,6 +224,14 @@ class Recorder {
     return this.#native.bindAddress
   }
 
+  /**
+   * For a recorder shared process-wide that another worker thread made with other options: those
+   * options, as the comparable text they were given in; else null.
+   */
+  get sharedWith() {
+    return this.#native.sharedWith ?? null
+  }
+
   /** `firehose`, `file`, `stdout` or `none`. */
   get sink() {
     return this.#native.sink
@@ -232,6 +244,12 @@ class Recorder {
  */
 const FLAGS_FALL_BACK = Symbol('flagsFallBack')
 
+/**
+ * An option the wrapper sets: the recorder is the process's one for its address, shared by every
+ * worker thread (the addon is loaded once per process); the value is the options as comparable text.
+ */
+const SHARED_SETTINGS = Symbol('sharedSettings')
+
 /** The native recorder of `recorder`, and its loss report (`reportLosses()`). */
 function internalsOf(recorder) {
   return internals.get(recorder)
@@ -242,4 +260,4 @@ function errorCodes() {
   return [...loadBinding().errorCodes(), NATIVE_LOAD_ERROR]
 }
 
-module.exports = { Recorder, FLAGS_FALL_BACK, internalsOf, errorCodes, NATIVE_LOAD_ERROR }
+module.exports = { Recorder, FLAGS_FALL_BACK, SHARED_SETTINGS, internalsOf, errorCodes, NATIVE_LOAD_ERROR }

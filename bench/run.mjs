@@ -13,6 +13,7 @@ import { memoryBench } from './suites/memory.mjs'
 import { lambdaBench } from './suites/lambda.mjs'
 import { proxyBench } from './suites/proxy.mjs'
 import { reportBench } from './suites/report.mjs'
+import { managedInstancesBench } from './suites/managed-instances.mjs'
 
 /** The whole run is abandoned (children stopped) after this long. */
 const RUN_TIMEOUT_MS = 8 * 60_000
@@ -119,6 +120,15 @@ const SUITES = {
       const { table, skipped } = await reportBench()
       if (skipped) console.log(`skipped: ${skipped}`)
       else console.table(table)
+      return table
+    },
+  },
+  'managed-instances': {
+    title: '11. Lambda Managed Instances (runtime interface client 4.x, Node.js 24, 2 workers, never frozen): ' +
+      'calls/s, CPU per call and response latency, unwrapped against wrapped',
+    async run() {
+      const { table } = await managedInstancesBench()
+      console.table(table)
       return table
     },
   },

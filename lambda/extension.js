@@ -1,7 +1,9 @@
 'use strict'
 
 // Delivery after the response: the native addon registers as a Lambda internal extension and talks
-// to the Extensions API; this module decides whether to, and hands it each invocation.
+// to the Extensions API; this module decides whether to, and hands it each invocation. Where the
+// environment is never frozen (Lambda Managed Instances) the addon delivers in the background
+// instead, and this module only ends each invocation.
 
 const { internalsOf } = require('../recorder.js')
 const { callsSent } = require('./calls.js')
@@ -15,15 +17,19 @@ const SHUTDOWN_FLUSH_MS = 400
 const SHUTDOWN_DRAIN_MS = 25
 
 let registered = null // the recorder the process's extension delivers for
+let registeredDelivery = false
 let registrationTried = false
 
 /**
- * Registers the internal extension for `recorder` when `wanted` and in Lambda; returns whether
- * records of `recorder` are delivered after the response. Must run during init (module load).
+ * Registers the internal extension for `recorder` when `wanted` and in Lambda (once per process,
+ * whichever worker thread asks first). Returns how records of `recorder` are delivered:
+ * `'afterResponse'` (by the extension after each response), `'background'` (by the addon,
+ * periodically and at shutdown, where the environment is never frozen) or false (before each
+ * response). Must run during init (module load).
  */
 function deliverAfterResponse(recorder, { wanted, explicit }, warn) {
   if (!wanted) return false
-  if (registered) return registered === recorder
+  if (registered) return registered === recorder && registeredDelivery
   const api = process.env.AWS_LAMBDA_RUNTIME_API
   if (!api) {
     if (explicit) warn('afterResponse applies in Lambda only; delivering before each response')
@@ -31,16 +37,18 @@ function deliverAfterResponse(recorder, { wanted, explicit }, warn) {
   }
   if (registrationTried) return false
   registrationTried = true
+  let delivery
   try {
-    internalsOf(recorder).native.registerExtension(api, EXTENSION_NAME, REGISTER_TIMEOUT_MS)
+    delivery = internalsOf(recorder).native.registerExtension(api, EXTENSION_NAME, REGISTER_TIMEOUT_MS)
   } catch (error) {
     warn(`delivering before each response instead of after it: ${error && error.message}. ` +
       'Wrap the handler at module load, so the recorder registers during init.')
     return false
   }
   registered = recorder
+  registeredDelivery = delivery
   flushOnShutdown(recorder, warn)
-  return true
+  return delivery
 }
 
 /** Tells the extension the handler for Lambda request `awsRequestId` is running. */
@@ -54,6 +62,14 @@ function invocationStarted(recorder, awsRequestId) {
  */
 function releaseInvocation(recorder, id, awsRequestId, drainMs) {
   internalsOf(recorder).native.releaseInvocation(id, awsRequestId, drainMs)
+}
+
+/**
+ * Ends invocation `id` once its datagrams arrived (within `drainMs`), leaving its records to the
+ * background delivery.
+ */
+function endInvocation(recorder, id, drainMs) {
+  return internalsOf(recorder).native.endInvocation(id, drainMs)
 }
 
 /** Records the extension could not deliver since the last call: `{ failed, records, error }`. */
@@ -88,4 +104,4 @@ function flushOnShutdown(recorder, warn) {
   process.on('SIGTERM', onSigterm)
 }
 
-module.exports = { deliverAfterResponse, invocationStarted, releaseInvocation, takeUndelivered }
+module.exports = { deliverAfterResponse, invocationStarted, releaseInvocation, endInvocation, takeUndelivered }

@@ -7,7 +7,7 @@
 const sdkV3 = require('../sdk-v3/index.js')
 const { loadTable: loadResourceTable, setResourceRecording } = require('../iam/resources.js')
 const { instrumentSdkV2 } = require('../sdk-v2/index.js')
-const { Recorder, FLAGS_FALL_BACK } = require('../recorder.js')
+const { Recorder, FLAGS_FALL_BACK, SHARED_SETTINGS } = require('../recorder.js')
 const { resolveOptions, nativeOptions, warn } = require('../options.js')
 const { deliverAfterResponse } = require('./extension.js')
 const { FunctionRecording } = require('./invocation.js')
@@ -47,13 +47,13 @@ function startRecording(options = {}) {
   recordSdkV2(recorder, resolved.resources, logger)
   // In Lambda, records are delivered after the response by an internal extension, registered now
   // (during init); elsewhere, or when that fails, before the handler's outcome is returned.
-  const afterResponse = deliverAfterResponse(recorder,
+  const delivery = deliverAfterResponse(recorder,
     { wanted: resolved.afterResponse, explicit: options.afterResponse === true }, (message) => warn(logger, message))
   return {
     recording: true,
     wrap(handler) {
       if (handler[WRAPPED]) return handler
-      const wrapped = wrapHandler(handler, new FunctionRecording(recorder, logger, afterResponse))
+      const wrapped = wrapHandler(handler, new FunctionRecording(recorder, logger, delivery))
       Object.defineProperty(wrapped, WRAPPED, { value: true })
       return wrapped
     },
@@ -61,14 +61,15 @@ function startRecording(options = {}) {
 }
 
 // One receiver per address and process: a second wrapper on the same port shares the first's
-// recorder (and so its sink and settings) instead of failing to bind. address -> { recorder, options }
+// recorder (and so its sink and settings) instead of failing to bind; worker threads share the
+// native one (../recorder.js), each with its own JS side here. address -> { recorder, options }
 const running = new Map()
 // The addresses any copy of this package records on in this process (a function may ship its own
 // copy beside the layer's): a second copy leaves the recording to the first, without a warning.
 const RECORDING_ADDRESSES = Symbol.for('aws-api-call-recorder.addresses')
 const recordingAddresses = (globalThis[RECORDING_ADDRESSES] ??= new Set())
 
-/** The options that shape a recorder, as comparable text. */
+/** The options that shape a recorder, as comparable text (entries sorted by name). */
 function recorderSettings(options) {
   const settings = nativeOptions(options)
   return JSON.stringify(Object.keys(settings).sort().map((key) => [key, settings[key]]))
@@ -78,18 +79,21 @@ function acquireRecorder(options, logger) {
   let recorder
   try {
     // Calls made before the first invocation are the function's init phase, unless told otherwise.
-    recorder = new Recorder({ ...options, logger, initPhase: options.initPhase ?? true, [FLAGS_FALL_BACK]: true })
+    recorder = new Recorder({
+      ...options, logger, initPhase: options.initPhase ?? true, [FLAGS_FALL_BACK]: true,
+      [SHARED_SETTINGS]: recorderSettings(options),
+    })
     const key = recorder.bindAddress
     const shared = running.get(key)
     if (shared && !key.endsWith(':0')) {
       if (recorderSettings(options) !== recorderSettings(shared.options)) {
-        warn(logger, `another ApiCallRecorder already records on ${key}; this one shares it, and the ` +
-          `first one's options win: ${JSON.stringify(nativeOptions(shared.options))} ` +
-          `(these were given here: ${JSON.stringify(nativeOptions(options))})`)
+        warnShared(logger, key, nativeOptions(shared.options), options)
       }
       return shared.recorder
     }
     if (recordingAddresses.has(key) && !key.endsWith(':0')) return null
+    // Made by another worker thread with other options: theirs win, told once per process.
+    if (recorder.sharedWith !== null) warnShared(logger, key, Object.fromEntries(JSON.parse(recorder.sharedWith)), options)
     recorder.start()
     running.set(key, { recorder, options })
     recordingAddresses.add(key)
@@ -99,6 +103,12 @@ function acquireRecorder(options, logger) {
     warn(logger, `not recording: ${error && error.message}${code}. The handler runs unchanged.`)
     return null
   }
+}
+
+function warnShared(logger, key, first, options) {
+  warn(logger, `another ApiCallRecorder already records on ${key}; this one shares it, and the ` +
+    `first one's options win: ${JSON.stringify(first)} ` +
+    `(these were given here: ${JSON.stringify(nativeOptions(options))})`)
 }
 
 /** Points the automatic v3 SDK instrumentation (../sdk-v3/) at this recorder. */

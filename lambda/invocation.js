@@ -18,11 +18,17 @@ class FunctionRecording {
   #coldStart = true
   #bundledSdkReported = false
 
-  /** `afterResponse`: records are delivered by the extension after each response. */
-  constructor(recorder, logger, afterResponse) {
+  /**
+   * `delivery` (../extension.js): `'afterResponse'` (by the extension after each response),
+   * `'background'` (by the addon, where the environment is never frozen) or false (before each
+   * response).
+   */
+  constructor(recorder, logger, delivery) {
     this.recorder = recorder
     this.logger = logger
-    this.afterResponse = afterResponse
+    this.afterResponse = Boolean(delivery)
+    this.background = delivery === 'background'
+
     // Calls recorded in process name the invocation whose code made them (./attribution.js).
     internalsOf(recorder).callerInvocation = () => attribution.callerInvocation(recorder)
   }
@@ -73,7 +79,7 @@ class Invocation {
     this.#context = context
     const requestId = context?.awsRequestId
     if (recording.afterResponse) {
-      if (typeof requestId === 'string') extension.invocationStarted(recording.recorder, requestId)
+      if (typeof requestId === 'string' && !recording.background) extension.invocationStarted(recording.recorder, requestId)
       recording.reportUndelivered()
     }
     try {
@@ -132,7 +138,8 @@ class Invocation {
     if (typeof requestId === 'string') attribution.ended(requestId)
     // Calls whose retry never came end here, so they belong to this invocation.
     sdkV3.settleHttpCalls()
-    if (this.#recording.afterResponse) this.#handOver()
+    if (this.#recording.background) this.#endInBackground()
+    else if (this.#recording.afterResponse) this.#handOver()
     else await this.#deliverNow()
   }
 
@@ -151,6 +158,16 @@ class Invocation {
     } catch (error) {
       recording.warn(`flush failed: ${error && error.message}`)
     }
+  }
+
+  /** Ends the invocation once its calls' events arrived; the addon delivers them in the background. */
+  #endInBackground() {
+    if (this.#id === undefined) return
+    const recording = this.#recording
+    callsSent(recording.recorder.drainMs)
+      .then((leftMs) => extension.endInvocation(recording.recorder, this.#id, leftMs))
+      .then(() => recording.reportLosses())
+      .catch((error) => recording.warn(`cannot end the invocation: ${error && error.message}`))
   }
 
   /** Hands the invocation to the extension, which delivers once the response has gone. */

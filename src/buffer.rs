@@ -73,6 +73,15 @@ impl RecordBuffer {
         true
     }
 
+    /// How many records are buffered.
+    pub fn len(&self) -> usize {
+        self.lock().records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Removes and returns everything buffered, oldest first.
     pub fn take_all(&self) -> Vec<Record> {
         let mut inner = self.lock();

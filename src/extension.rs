@@ -6,6 +6,11 @@
 //! invocation's records before asking for the next event: invocation N+1 cannot begin before that,
 //! so attribution stays exact. Every path asks for the next event by the invocation's deadline
 //! (minus a margin), whatever the sink does.
+//!
+//! Where the environment is never frozen (Lambda Managed Instances, many invocations at once),
+//! Lambda refuses INVOKE registrations: the extension registers for SHUTDOWN, records are
+//! delivered in the background (bounded in time and count), and at SHUTDOWN whatever is left is
+//! delivered within the shutdown budget.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,8 +38,55 @@ pub const UNWRAPPED_GRACE: Duration = Duration::from_millis(1000);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// Bound on releases waiting for their INVOKE event (one is usual).
 const MAX_PENDING_RELEASES: usize = 64;
-/// Events an internal extension may register for (Lambda refuses SHUTDOWN for those).
-const EVENTS_BODY: &str = r#"{"events":["INVOKE"]}"#;
+use crate::limits::{BACKGROUND_DELIVERY_INTERVAL, BACKGROUND_DELIVERY_RECORDS};
+
+/// Whether Lambda freezes the environment between invocations, which decides how records are
+/// delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// On-demand Lambda: one invocation at a time, frozen in between; delivery after each response.
+    Frozen,
+    /// Lambda Managed Instances: invocations overlap and the environment is never frozen;
+    /// delivery in the background and at SHUTDOWN.
+    NeverFrozen,
+}
+
+impl Lifecycle {
+    /// The lifecycle the Lambda environment variables describe.
+    pub fn of_environment() -> Self {
+        Self::from_vars(
+            std::env::var("AWS_LAMBDA_INITIALIZATION_TYPE")
+                .ok()
+                .as_deref(),
+            std::env::var_os("AWS_LAMBDA_MAX_CONCURRENCY").is_some(),
+        )
+    }
+
+    fn from_vars(initialization_type: Option<&str>, max_concurrency_set: bool) -> Self {
+        if initialization_type == Some("lambda-managed-instances") || max_concurrency_set {
+            Lifecycle::NeverFrozen
+        } else {
+            Lifecycle::Frozen
+        }
+    }
+
+    /// What the wrapper is told: `afterResponse` or `background`.
+    pub fn delivery(self) -> &'static str {
+        match self {
+            Lifecycle::Frozen => "afterResponse",
+            Lifecycle::NeverFrozen => "background",
+        }
+    }
+
+    /// The events to register for: an internal extension cannot have SHUTDOWN on on-demand Lambda,
+    /// and cannot have INVOKE where the environment is never frozen.
+    fn events_body(self) -> &'static str {
+        match self {
+            Lifecycle::Frozen => r#"{"events":["INVOKE"]}"#,
+            Lifecycle::NeverFrozen => r#"{"events":["SHUTDOWN"]}"#,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExtensionError {
@@ -97,6 +149,9 @@ pub struct LambdaExtension {
     /// The last error of the Extensions API, for diagnostics.
     last_error: Mutex<Option<String>>,
     undelivered: Mutex<Undelivered>,
+    /// Held by a background delivery while it runs: the SHUTDOWN delivery waits for it, so the
+    /// process does not end in the middle of one.
+    delivering: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -168,12 +223,14 @@ impl ExtensionsApi {
         Ok((parts, body))
     }
 
-    /// Registers for INVOKE events; returns the extension's identifier.
-    async fn register(&self, name: &str) -> Result<String, ExtensionError> {
+    /// Registers for the events of `lifecycle`; returns the extension's identifier.
+    async fn register(&self, name: &str, lifecycle: Lifecycle) -> Result<String, ExtensionError> {
         let request = Request::post(format!("http://{}/2020-01-01/extension/register", self.api))
             .header("Lambda-Extension-Name", name)
             .header("Content-Type", "application/json")
-            .body(Full::new(Bytes::from_static(EVENTS_BODY.as_bytes())))
+            .body(Full::new(Bytes::from_static(
+                lifecycle.events_body().as_bytes(),
+            )))
             .map_err(|_| ExtensionError::Address(self.api.clone()))?;
         let (parts, _) = self.send(request, "the registration").await?;
         parts
@@ -215,13 +272,14 @@ impl LambdaExtension {
         api: &str,
         name: &str,
         timeout: Duration,
+        lifecycle: Lifecycle,
     ) -> Result<Arc<LambdaExtension>, ExtensionError> {
         let client = ExtensionsApi::new(api)?;
         let runtime = recorder.runtime().clone();
         let (sender, answer) = std::sync::mpsc::channel();
         let name = name.to_owned();
         runtime.spawn(async move {
-            let registered = client.register(&name).await;
+            let registered = client.register(&name, lifecycle).await;
             let _ = sender.send(registered.map(|id| (client, id)));
         });
         let (client, id) = answer.recv_timeout(timeout).map_err(|error| match error {
@@ -236,7 +294,13 @@ impl LambdaExtension {
             stopped_because: Mutex::new(None),
             last_error: Mutex::new(None),
             undelivered: Mutex::new(Undelivered::default()),
+            delivering: tokio::sync::Mutex::new(()),
         });
+        if lifecycle == Lifecycle::NeverFrozen {
+            #[cfg(unix)]
+            sigterm::hold_until_delivered();
+            runtime.spawn(deliver_in_background(extension.clone(), recorder.clone()));
+        }
         runtime.spawn(event_loop(extension.clone(), recorder, client, id));
         Ok(extension)
     }
@@ -359,6 +423,9 @@ async fn event_loop(
                 extension.count(&report);
             }
             "SHUTDOWN" => {
+                // The background delivery stops taking records: this flush delivers the rest.
+                extension.running.store(false, Ordering::Release);
+                let _delivering = extension.delivering.lock().await;
                 let deadline = event
                     .deadline_ms
                     .map_or_else(Instant::now, instant_of_epoch_ms);
@@ -369,6 +436,8 @@ async fn event_loop(
                     })
                     .await;
                 extension.count(&report);
+                #[cfg(unix)]
+                sigterm::delivered();
                 break "the environment shuts down".to_owned();
             }
             // Events of later versions of the API: nothing to do for them.
@@ -377,6 +446,31 @@ async fn event_loop(
     };
     *lock(&extension.stopped_because) = Some(stopped);
     extension.running.store(false, Ordering::Release);
+}
+
+/// Delivers what is buffered whenever [`BACKGROUND_DELIVERY_RECORDS`] are, and at least every
+/// [`BACKGROUND_DELIVERY_INTERVAL`] while any are, until the event loop stops (at SHUTDOWN, which
+/// delivers the rest). Runs on the recorder's runtime, off the JS threads.
+async fn deliver_in_background(extension: Arc<LambdaExtension>, recorder: Arc<Recorder>) {
+    let mut due = Instant::now() + BACKGROUND_DELIVERY_INTERVAL;
+    while extension.running() {
+        let arrived = recorder.arrived().notified();
+        let _ = tokio::time::timeout_at(due.into(), arrived).await;
+        let buffered = recorder.buffered();
+        let now = Instant::now();
+        if buffered >= BACKGROUND_DELIVERY_RECORDS || (now >= due && buffered > 0) {
+            let _delivering = extension.delivering.lock().await;
+            if !extension.running() {
+                break;
+            }
+            let deadline = now + recorder.config().flush_timeout;
+            let report = recorder.deliver_buffered(deadline).await;
+            extension.count(&report);
+        }
+        if Instant::now() >= due {
+            due = Instant::now() + BACKGROUND_DELIVERY_INTERVAL;
+        }
+    }
 }
 
 /// Waits for the wrapper to release the invocation, proves its datagrams arrived, ends it and
@@ -438,8 +532,93 @@ fn instant_of_epoch_ms(epoch_ms: u64) -> Instant {
     }
 }
 
+/// Lambda sends SHUTDOWN to the extension and SIGTERM to the process at once; Node.js's own
+/// handler (or the default action) would end the process before the SHUTDOWN delivery. Where the
+/// environment is never frozen (no JS of the recorder runs on the main thread there, the only one
+/// SIGTERM reaches), a SIGTERM that arrives first is held until that delivery is done, then handed
+/// to the handler it would have reached. Only async-signal-safe calls in the handler.
+#[cfg(unix)]
+mod sigterm {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static RECEIVED: AtomicBool = AtomicBool::new(false);
+    static DELIVERED: AtomicBool = AtomicBool::new(false);
+    /// The disposition SIGTERM had before: Node.js's, a listener's (libuv) or the default.
+    static PREVIOUS: OnceLock<libc::sigaction> = OnceLock::new();
+
+    extern "C" fn on_sigterm(_: libc::c_int) {
+        RECEIVED.store(true, Ordering::SeqCst);
+        if DELIVERED.load(Ordering::SeqCst) {
+            pass_on();
+        }
+    }
+
+    fn pass_on() {
+        let Some(previous) = PREVIOUS.get() else {
+            return;
+        };
+        // SAFETY: sigaction and raise are async-signal-safe; `previous` was read by sigaction.
+        unsafe {
+            libc::sigaction(libc::SIGTERM, previous, std::ptr::null_mut());
+            libc::raise(libc::SIGTERM);
+        }
+    }
+
+    /// Holds SIGTERM until [`delivered`].
+    pub fn hold_until_delivered() {
+        // SAFETY: a zeroed sigaction filled in by the kernel, then a handler that touches atomics
+        // and async-signal-safe calls only.
+        unsafe {
+            let mut previous: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(libc::SIGTERM, std::ptr::null(), &mut previous) != 0 {
+                return;
+            }
+            if PREVIOUS.set(previous).is_err() {
+                return;
+            }
+            let mut hold: libc::sigaction = std::mem::zeroed();
+            hold.sa_sigaction = on_sigterm as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            libc::sigemptyset(&mut hold.sa_mask);
+            libc::sigaction(libc::SIGTERM, &hold, std::ptr::null_mut());
+        }
+    }
+
+    /// The SHUTDOWN delivery is done: a SIGTERM held, or one to come, goes where it would have.
+    pub fn delivered() {
+        DELIVERED.store(true, Ordering::SeqCst);
+        if RECEIVED.load(Ordering::SeqCst) {
+            pass_on();
+        }
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Lifecycle;
+
+    #[test]
+    fn managed_instances_are_never_frozen() {
+        assert_eq!(
+            Lifecycle::from_vars(Some("on-demand"), false),
+            Lifecycle::Frozen
+        );
+        assert_eq!(Lifecycle::from_vars(None, false), Lifecycle::Frozen);
+        assert_eq!(
+            Lifecycle::from_vars(Some("lambda-managed-instances"), false),
+            Lifecycle::NeverFrozen
+        );
+        assert_eq!(
+            Lifecycle::from_vars(Some("on-demand"), true),
+            Lifecycle::NeverFrozen
+        );
+        assert!(Lifecycle::NeverFrozen.events_body().contains("SHUTDOWN"));
+        assert!(!Lifecycle::NeverFrozen.events_body().contains("INVOKE"));
+    }
 }

@@ -19,3 +19,9 @@ pub const DEFAULT_PORT: u16 = shared::DEFAULT_CSM_PORT as u16;
 pub const DEFAULT_DRAIN: Duration = Duration::from_millis(shared::DEFAULT_DRAIN_MS);
 /// Kept back from an invocation's deadline, so the function can still respond after delivering.
 pub const DEADLINE_MARGIN: Duration = Duration::from_millis(shared::DEADLINE_MARGIN_MS);
+
+/// Where the environment is never frozen (Lambda Managed Instances), records are delivered in the
+/// background at least this often while any are buffered...
+pub const BACKGROUND_DELIVERY_INTERVAL: Duration = Duration::from_secs(1);
+/// ...or as soon as this many are buffered, whichever comes first.
+pub const BACKGROUND_DELIVERY_RECORDS: usize = 500;

@@ -248,6 +248,33 @@ impl Recorder {
         self.deliver(started, deadline).await
     }
 
+    /// Ends invocation `id` once `settled` is done (see [`Self::finish_invocation_when`]) and what
+    /// is queued is taken in, without delivering: the background delivery does that.
+    pub async fn end_invocation_when(
+        &self,
+        id: u64,
+        settled: impl std::future::Future<Output = ()>,
+    ) {
+        settled.await;
+        self.drain(Duration::ZERO).await;
+        self.intake.invocations.end(id);
+    }
+
+    /// How many records wait for delivery.
+    pub fn buffered(&self) -> usize {
+        self.intake.buffer.len()
+    }
+
+    /// Notified when records are buffered (one waiter: a stream or the background delivery).
+    pub fn arrived(&self) -> &tokio::sync::Notify {
+        self.intake.buffer.arrived()
+    }
+
+    /// Delivers everything buffered to the sink by `deadline`, without draining first.
+    pub async fn deliver_buffered(&self, deadline: Instant) -> FlushReport {
+        self.deliver(Instant::now(), deadline).await
+    }
+
     /// Drains for `options.drain`, then delivers everything buffered to the sink.
     pub async fn flush(&self, options: FlushOptions) -> FlushReport {
         let started = Instant::now();

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_api_call_recorder::attribution::InvocationInfo;
-use aws_api_call_recorder::extension::{ExtensionError, LambdaExtension};
+use aws_api_call_recorder::extension::{ExtensionError, LambdaExtension, Lifecycle};
 use aws_api_call_recorder::{Recorder, RecorderConfig, RecorderOptions, Whole};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -110,7 +110,13 @@ async fn register(
     api: String,
 ) -> Result<Arc<LambdaExtension>, ExtensionError> {
     tokio::task::spawn_blocking(move || {
-        LambdaExtension::register(recorder, &api, "recorder-test", Duration::from_secs(5))
+        LambdaExtension::register(
+            recorder,
+            &api,
+            "recorder-test",
+            Duration::from_secs(5),
+            Lifecycle::Frozen,
+        )
     })
     .await
     .unwrap()

@@ -12,6 +12,10 @@
 // - a function that has not finished by its deadline times out: the process is killed, and the next
 //   invocation starts a new environment.
 // - shutdown: SHUTDOWN to extensions registered for it, SIGTERM to the runtime, SIGKILL after the budget.
+// With `managedInstances` it serves as Lambda Managed Instances do: the runtime's worker threads each
+// keep requests for the next invocation pending, up to `maxConcurrency` invocations run at once, the
+// environment is never frozen, init ends once every worker asks for an invocation, and extensions
+// may register for SHUTDOWN only (INVOKE is refused).
 import { execFileSync, spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import fs from 'node:fs'
@@ -133,6 +137,8 @@ export async function startLambda({
   layout = null,
   // The major version of `nodePath`'s Node.js, when it is another binary than this one's.
   nodeMajor = Number(process.versions.node.split('.')[0]),
+  // `{ maxConcurrency, workers }`: served as Lambda Managed Instances (runtime client 4.x only).
+  managedInstances = null,
 }) {
   const client = requireRuntimeClient(runtimeGeneration, nodeMajor)
   const server = http.createServer()
@@ -156,6 +162,10 @@ export async function startLambda({
       initDone: false,
       runtimeAskedOnce: false,
       runtimeWaiting: null, // the pending /next response of the runtime
+      nextPending: [], // managed instances: every pending /next response of the workers
+      nextWanted: [], // managed instances: invocations waiting for a pending /next
+      running: new Map(), // managed instances: requestId -> invocation
+      slots: [], // managed instances: invocations waiting for one of the maxConcurrency slots
       extensions: new Map(), // id -> { name, events, waiting: pending response or null }
       invocation: null,
     }
@@ -177,6 +187,11 @@ export async function startLambda({
       AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand',
       AWS_REGION: 'us-west-2',
       AWS_DEFAULT_REGION: 'us-west-2',
+      ...(managedInstances ? {
+        AWS_LAMBDA_INITIALIZATION_TYPE: 'lambda-managed-instances',
+        AWS_LAMBDA_MAX_CONCURRENCY: String(managedInstances.maxConcurrency),
+        AWS_LAMBDA_NODEJS_WORKER_COUNT: String(managedInstances.workers),
+      } : {}),
       ...env,
     }
     // 3.x through the bootstrap, with the client's own file as the main module, as in Lambda (where
@@ -204,12 +219,15 @@ export async function startLambda({
   }
 
   function allWaiting(state) {
-    if (!state.runtimeWaiting) return false
+    if (managedInstances) {
+      if (state.nextPending.length < managedInstances.workers) return false
+    } else if (!state.runtimeWaiting) return false
     for (const extension of state.extensions.values()) if (!extension.waiting) return false
     return true
   }
 
   function freeze(state) {
+    if (managedInstances) return
     if (!state.frozen && state.exited === null) {
       state.child.kill('SIGSTOP')
       state.frozen = true
@@ -247,6 +265,14 @@ export async function startLambda({
     const route = `${request.method} ${url.pathname}`
     try {
       if (!state) return reply(response, 500, { errorMessage: 'no environment' })
+      if (route === 'GET /2018-06-01/runtime/invocation/next' && managedInstances) {
+        request.socket.setTimeout(0)
+        const wanted = state.nextWanted.shift()
+        if (wanted) wanted(response)
+        else state.nextPending.push(response)
+        checkQuiescent(state)
+        return
+      }
       if (route === 'GET /2018-06-01/runtime/invocation/next') {
         state.runtimeAskedOnce = true
         state.runtimeWaiting = response
@@ -257,8 +283,8 @@ export async function startLambda({
       let match = /^POST \/2018-06-01\/runtime\/invocation\/([^/]+)\/(response|error)$/.exec(route)
       if (match) {
         const body = await readBody(request)
-        const invocation = state.invocation
         const id = decodeURIComponent(match[1])
+        const invocation = managedInstances ? state.running.get(id) : state.invocation
         if (!invocation || invocation.requestId !== id || invocation.outcome) {
           return reply(response, 400, { errorMessage: `no invocation ${id} awaiting a response`, errorType: 'InvalidRequestID' })
         }
@@ -279,7 +305,8 @@ export async function startLambda({
           invocation.outcome = streamed ? { streamed, body: text } : { result: JSON.parse(text || 'null'), body: text }
         }
         reply(response, 202, { status: 'OK' })
-        checkQuiescent(state)
+        if (managedInstances) invocation.finish()
+        else checkQuiescent(state)
         return
       }
       if (route === 'POST /2018-06-01/runtime/init/error') {
@@ -292,7 +319,7 @@ export async function startLambda({
       if (route === 'POST /2020-01-01/extension/register') {
         const body = JSON.parse((await readBody(request)).toString('utf8') || '{}')
         const name = request.headers['lambda-extension-name']
-        if (state.runtimeAskedOnce) {
+        if (managedInstances ? state.initDone : state.runtimeAskedOnce) {
           history.refusedRegistrations.push(name)
           return reply(response, 403, {
             errorMessage: 'Extensions can only register during the init phase',
@@ -302,7 +329,14 @@ export async function startLambda({
         if (!name || !Array.isArray(body.events)) {
           return reply(response, 400, { errorMessage: 'Lambda-Extension-Name and events are required', errorType: 'InvalidRequest' })
         }
-        if (body.events.includes('SHUTDOWN')) {
+        if (managedInstances && body.events.includes('INVOKE')) {
+          history.refusedRegistrations.push(name)
+          return reply(response, 403, {
+            errorMessage: 'INVOKE is not supported on Lambda Managed Instances',
+            errorType: 'Extension.InvalidEventType',
+          })
+        }
+        if (!managedInstances && body.events.includes('SHUTDOWN')) {
           // Lambda does not send SHUTDOWN to an extension running in the runtime process.
           return reply(response, 400, { errorMessage: 'internal extensions cannot register for SHUTDOWN', errorType: 'Extension.InvalidEvent' })
         }
@@ -402,6 +436,46 @@ export async function startLambda({
     return outcome
   }
 
+  /**
+   * Managed instances: runs one invocation once one of the `maxConcurrency` slots is free and a
+   * worker waits for it; resolves when the runtime has responded: `{ requestId, result | error,
+   * responseMs, waitedMs }`. Call it many times at once.
+   */
+  async function invokeConcurrently(event = {}, { requestId = randomUUID() } = {}) {
+    const state = await ensureEnvironment()
+    const queuedAt = performance.now()
+    if (state.running.size >= managedInstances.maxConcurrency) {
+      await new Promise((resolve) => state.slots.push(resolve))
+    }
+    const deadlineMs = Date.now() + timeoutMs
+    const invocation = { requestId, deadlineMs, outcome: null }
+    const finished = new Promise((resolve) => { invocation.finish = resolve })
+    state.running.set(requestId, invocation)
+    const runtime = state.nextPending.shift() ?? await new Promise((resolve) => state.nextWanted.push(resolve))
+    invocation.startedAt = performance.now()
+    runtime.writeHead(200, {
+      'Content-Type': 'application/json',
+      'Lambda-Runtime-Aws-Request-Id': requestId,
+      'Lambda-Runtime-Deadline-Ms': String(deadlineMs),
+      'Lambda-Runtime-Invoked-Function-Arn': functionArn,
+    })
+    runtime.end(JSON.stringify(event))
+    let timer
+    const timedOut = new Promise((resolve) => { timer = setTimeout(resolve, timeoutMs, 'timeout') })
+    const how = await Promise.race([finished.then(() => 'finished'), timedOut, state.exitedPromise.then(() => 'exited')])
+    clearTimeout(timer)
+    state.running.delete(requestId)
+    state.slots.shift()?.()
+    return {
+      requestId,
+      responseMs: invocation.responseMs,
+      waitedMs: invocation.startedAt - queuedAt,
+      timedOut: how === 'timeout',
+      ...(how === 'exited' ? { exited: state.exited } : {}),
+      ...(invocation.outcome ?? {}),
+    }
+  }
+
   /** Starts the environment (init) without invoking, as a provisioned or pre-warmed one is. */
   async function init() {
     await ensureEnvironment()
@@ -434,7 +508,7 @@ export async function startLambda({
       }
       ended = { ...state.exited, killed: how === 'budget', shutdownMs: performance.now() - started }
     }
-    for (const pending of [state?.runtimeWaiting, ...[...(state?.extensions.values() ?? [])].map((e) => e.waiting)]) {
+    for (const pending of [state?.runtimeWaiting, ...(state?.nextPending ?? []), ...[...(state?.extensions.values() ?? [])].map((e) => e.waiting)]) {
       pending?.destroy()
     }
     server.closeAllConnections()
@@ -445,12 +519,14 @@ export async function startLambda({
   return {
     api,
     client,
-    invoke,
+    invoke: managedInstances ? invokeConcurrently : invoke,
     init,
     shutdown,
     history,
     /** What the runtime process wrote to stdout and stderr so far. */
     output: () => environment?.output ?? '',
+    /** The process id of the current environment's runtime, or undefined. */
+    pid: () => environment?.child?.pid,
     /** Names of the extensions registered in the current environment. */
     extensions: () => [...(environment?.extensions.values() ?? [])].map((e) => e.name),
   }

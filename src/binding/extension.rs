@@ -11,9 +11,9 @@ use super::error::to_napi;
 use super::options::{FlushReport, millis};
 use crate::config::Whole;
 use crate::error::ErrorCode;
-use crate::extension::LambdaExtension;
+use crate::extension::{LambdaExtension, Lifecycle};
 
-/// One internal extension per process, whichever recorder registered it.
+/// One internal extension per process, whichever recorder (and worker thread) registered it.
 static EXTENSION: OnceLock<Arc<LambdaExtension>> = OnceLock::new();
 
 /// Records the extension could not deliver since last asked.
@@ -28,24 +28,56 @@ pub struct UndeliveredReport {
 impl NativeRecorder {
     /// Registers this process as a Lambda internal extension with the Extensions API at `runtimeApi`
     /// (`AWS_LAMBDA_RUNTIME_API`), blocking until Lambda answers or `timeoutMs` passed, and starts
-    /// delivering after each response. Throws `ERR_RECORDER_EXTENSION` when Lambda refuses.
+    /// delivering: `afterResponse` (after each response, on-demand Lambda) or `background` (where
+    /// the environment is never frozen, as with Lambda Managed Instances: periodically and at
+    /// SHUTDOWN, off the JS threads). Returns which. A process registers once, whichever worker
+    /// thread asks first. Throws `ERR_RECORDER_EXTENSION` when Lambda refuses.
     #[napi(
         catch_unwind,
-        ts_args_type = "runtimeApi: string, name: string, timeoutMs: number"
+        ts_args_type = "runtimeApi: string, name: string, timeoutMs: number",
+        ts_return_type = "'afterResponse' | 'background'"
     )]
     pub fn register_extension(
         &self,
         runtime_api: String,
         name: String,
         timeout_ms: Whole<u32>,
-    ) -> Result<(), ErrorCode> {
-        if EXTENSION.get().is_some() {
-            return Ok(());
-        }
-        let timeout = millis(timeout_ms);
-        let extension = LambdaExtension::register(self.inner.clone(), &runtime_api, &name, timeout)
+    ) -> Result<String, ErrorCode> {
+        let lifecycle = Lifecycle::of_environment();
+        // Two worker threads registering at once: the lock makes the second wait, then share.
+        static REGISTERING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _registering = REGISTERING
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if EXTENSION.get().is_none() {
+            let timeout = millis(timeout_ms);
+            let extension = LambdaExtension::register(
+                self.inner.clone(),
+                &runtime_api,
+                &name,
+                timeout,
+                lifecycle,
+            )
             .map_err(to_napi)?;
-        let _ = EXTENSION.set(extension);
+            let _ = EXTENSION.set(extension);
+        }
+        Ok(lifecycle.delivery().to_owned())
+    }
+
+    /// Ends invocation `id` once a barrier proves the datagrams already sent have arrived (at most
+    /// `drainMs`), without delivering: the background delivery does, where the environment is
+    /// never frozen.
+    #[napi(ts_args_type = "id: number, drainMs: number")]
+    pub async fn end_invocation(&self, id: Whole<u32>, drain_ms: Whole<u32>) -> Result<()> {
+        let drain_until = Instant::now() + millis(drain_ms);
+        let inner = self.inner.clone();
+        let receiver = inner.local_addr();
+        let settled = async move {
+            if let Some(receiver) = receiver {
+                crate::barrier::pass(receiver, drain_until).await;
+            }
+        };
+        inner.end_invocation_when(u64::from(id.0), settled).await;
         Ok(())
     }
 

@@ -35,7 +35,21 @@ fn init() {
 #[napi(js_name = "NativeRecorder")]
 pub struct NativeRecorder {
     inner: Arc<Recorder>,
+    /// For a recorder shared with an earlier caller whose settings differ: the earlier's settings.
+    shared_with: Option<String>,
 }
+
+/// A recorder every worker thread of the process records into (the addon is loaded once per
+/// process, so this is shared; each thread's JS is not).
+struct SharedRecorder {
+    recorder: Arc<Recorder>,
+    settings: String,
+    /// Differing settings already told about, so each difference is told once per process.
+    reported: Vec<String>,
+}
+
+/// The process's shared recorders, one per bound address.
+static SHARED: std::sync::Mutex<Vec<SharedRecorder>> = std::sync::Mutex::new(Vec::new());
 
 #[napi]
 impl NativeRecorder {
@@ -60,7 +74,57 @@ impl NativeRecorder {
         let runtime = within_runtime_if_available(tokio::runtime::Handle::current);
         Ok(NativeRecorder {
             inner: Arc::new(Recorder::on_runtime(config, runtime)),
+            shared_with: None,
         })
+    }
+
+    /// The process's recorder for the address these options bind, made from them by the first
+    /// caller of any worker thread; a fixed port only (port 0 makes a recorder of its own).
+    /// `settings` are the caller's options as comparable text: when they differ from the first
+    /// caller's, `sharedWith` gives those, once per process for each difference.
+    #[napi(
+        factory,
+        catch_unwind,
+        ts_args_type = "options: RecorderOptions | undefined | null, flagsFallBack: boolean | undefined | null, settings: string"
+    )]
+    pub fn shared(
+        options: Option<Unknown<'_>>,
+        flags_fall_back: Option<bool>,
+        settings: String,
+    ) -> Result<Self, ErrorCode> {
+        let made = Self::new(options, flags_fall_back)?;
+        let bind_addr = made.inner.config().bind_addr;
+        if bind_addr.port() == 0 {
+            return Ok(made);
+        }
+        let mut shared = SHARED
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(first) = shared
+            .iter_mut()
+            .find(|entry| entry.recorder.config().bind_addr == bind_addr)
+        {
+            let differs = first.settings != settings && !first.reported.contains(&settings);
+            if differs {
+                first.reported.push(settings);
+            }
+            return Ok(NativeRecorder {
+                inner: first.recorder.clone(),
+                shared_with: differs.then(|| first.settings.clone()),
+            });
+        }
+        shared.push(SharedRecorder {
+            recorder: made.inner.clone(),
+            settings,
+            reported: Vec::new(),
+        });
+        Ok(made)
+    }
+
+    /// For a shared recorder made by an earlier caller with other settings: those settings.
+    #[napi(getter)]
+    pub fn shared_with(&self) -> Option<String> {
+        self.shared_with.clone()
     }
 
     /// Binds the UDP port and starts receiving; returns the bound `host:port`.
