@@ -33,8 +33,7 @@ async function recording(handler, extra = {}) {
 
 test('exports: default function, named ApiCallRecorder and Recorder, CommonJS and ESM alike', async () => {
   const { createRequire } = await import('node:module')
-  // The package's CommonJS entry (package.json `main`).
-  const cjs = createRequire(import.meta.url)('../index.bundle.js')
+  const cjs = createRequire(import.meta.url)('../index.js')
   assert.equal(typeof ApiCallRecorder, 'function')
   assert.equal(Named, ApiCallRecorder)
   assert.equal(cjs, ApiCallRecorder)
