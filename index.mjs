@@ -1,4 +1,4 @@
-import ApiCallRecorder from './index.bundle.js'
+import ApiCallRecorder from './index.js'
 
 export default ApiCallRecorder
 export const { Recorder, recorderPlugin, instrumentSdkV3 } = ApiCallRecorder

@@ -8,7 +8,6 @@ const fs = require('node:fs')
 const path = require('node:path')
 const { nativeOptions, warn } = require('./options.js')
 const { maxEventBytes } = require('./data/limits.json')
-const PACKAGE_ROOT = require('./package-root.js')
 
 /** Thrown when the addon does not load on this platform (the native codes come from Rust). */
 const NATIVE_LOAD_ERROR = 'ERR_RECORDER_NATIVE_LOAD'
@@ -34,7 +33,7 @@ function addonBeside() {
   } else {
     return null
   }
-  const file = path.join(PACKAGE_ROOT, `api-call-recorder.${target}.node`)
+  const file = path.join(__dirname, `api-call-recorder.${target}.node`)
   return fs.existsSync(file) ? file : null
 }
 
