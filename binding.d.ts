@@ -82,16 +82,22 @@ export declare class NativeRecorder {
    * CA directory is removed.
    */
   stopProxy(): Promise<void>
+  /**
+   * The proxy's events waiting to be named (`holdForNaming`), oldest first, each with its
+   * request; ingest each with path `proxy` once named.
+   */
+  takeProxyEvents(): Array<ProxyEventToName>
   /** The proxy's warnings since the last call (a client that refused its CA), one line each. */
   takeProxyWarnings(): Array<string>
   /**
    * Takes in one CSM event, exactly as if it had arrived as a datagram: parsed, sanitized,
    * counted and buffered. `path` says how it was made: `plugin` (the v3 SDK plugin), `http`
-   * (Node's HTTP client), `sdk-v2` (aws-sdk v2's own events) or `csm` (the default), and is
-   * counted in `stats().paths`. `invocation`, an id from `beginInvocation`, is the invocation whose
+   * (Node's HTTP client), `sdk-v2` (aws-sdk v2's own events), `proxy` (a named proxy event) or
+   * `csm` (the default), and is counted in `stats().paths`. `invocation`, an id from
+   * `beginInvocation`, is the invocation whose
    * code made the call; without it (or once it has ended) the event is attributed by time.
    */
-  ingest(eventJson: string, path?: 'csm' | 'plugin' | 'http' | 'sdk-v2' | undefined | null, invocation?: number | undefined | null): void
+  ingest(eventJson: string, path?: 'csm' | 'plugin' | 'http' | 'sdk-v2' | 'proxy' | undefined | null, invocation?: number | undefined | null): void
   /** Attributes records received from now on to this invocation; returns its id. */
   beginInvocation(info?: InvocationInfo | undefined | null): number
   /**
@@ -211,6 +217,23 @@ export interface ProxyCounts {
   refused: number
   /** Tunnels and requests whose upstream could not be reached or broke off. */
   upstreamFailed: number
+  /** Records made while too many waited to be named: recorded as the request head named them. */
+  unnamed: number
+}
+
+/** A proxy event waiting to be named, with the request it was made from. */
+export interface ProxyEventToName {
+  /** The event as the request head names it (an `ApiCallAttempt` or `ApiCall`). */
+  eventJson: string
+  method: string
+  /** The path and query as sent, without signature and token parameters. */
+  target: string
+  /** The host the request was sent to (lower case, no port). */
+  host: string
+  /** Header names in lower case; no credential header is ever given. */
+  headers: Record<string, string>
+  /** A JSON or form body that ended within 16 KiB. */
+  body?: string
 }
 
 /** Options of `startProxy()`. */
@@ -226,6 +249,11 @@ export interface ProxyStart {
    * directory).
    */
   caDir?: string
+  /**
+   * Events wait to be named by the caller (`takeProxyEvents()`), which ingests each with path
+   * `proxy`; otherwise they are recorded as the request head names them.
+   */
+  holdForNaming?: boolean
 }
 
 /** A started proxy. */

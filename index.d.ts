@@ -111,17 +111,19 @@ export declare class Recorder {
   /**
    * Takes in one CSM event (a JSON string), as if it had been received. `path` says how it was made,
    * for `stats().paths`: `plugin` and `http` are the v3 SDK recording paths, `sdk-v2` aws-sdk v2's
-   * own events; the default is `csm`.
+   * own events, `proxy` the recording proxy's; the default is `csm`.
    */
-  ingest(eventJson: string, path?: 'csm' | 'plugin' | 'http' | 'sdk-v2'): void
+  ingest(eventJson: string, path?: 'csm' | 'plugin' | 'http' | 'sdk-v2' | 'proxy'): void
   /**
    * Starts the recording proxy on 127.0.0.1 (a free port) with a certificate authority made for
    * this run: requests to AWS endpoints through it are decrypted, forwarded unchanged (to
    * `upstream` when given) and recorded (`stats().paths.proxy`, `stats().proxy`); other tunnels pass
-   * untouched. Returns its address, the CA files and the variables a program sets to use it.
+   * untouched. Each record is named from the service models (service id, operation, the resources
+   * its input names) before it is buffered. Returns its address, the CA files and the variables a
+   * program sets to use it.
    * @throws Error with `code` `ERR_RECORDER_PROXY` or `ERR_RECORDER_CONFIG` (a bad `upstream`).
    */
-  startProxy(options?: ProxyStart): ProxyStarted
+  startProxy(options?: Omit<ProxyStart, 'holdForNaming'>): ProxyStarted
   /** Stops the proxy, records calls still waiting for a retry and removes the CA directory. */
   stopProxy(): Promise<void>
   /** The proxy's warnings since the last call (a client that refused its CA), one line each. */

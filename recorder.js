@@ -9,6 +9,9 @@ const path = require('node:path')
 const { nativeOptions, warn } = require('./options.js')
 const { maxEventBytes } = require('./data/limits.json')
 
+/** How often the proxy's records are taken, named and recorded. */
+const PROXY_NAMING_EVERY_MS = 100
+
 /** Thrown when the addon does not load on this platform (the native codes come from Rust). */
 const NATIVE_LOAD_ERROR = 'ERR_RECORDER_NATIVE_LOAD'
 
@@ -106,6 +109,7 @@ class Recorder {
   #internals
   #logger
   #losses = new LossReport()
+  #namingTimer
 
   constructor(options = {}) {
     const { NativeRecorder } = loadBinding()
@@ -168,12 +172,23 @@ class Recorder {
    * endpoints through it are recorded. Returns its address, CA files and the variables to set.
    */
   startProxy(options = {}) {
-    return this.#native.startProxy(options)
+    // Its records wait in the addon until named here (./proxy-calls.js), then are recorded.
+    const started = this.#native.startProxy({ ...options, holdForNaming: true })
+    this.#namingTimer = setInterval(() => this.#nameProxyEvents(), PROXY_NAMING_EVERY_MS)
+    this.#namingTimer.unref()
+    return started
   }
 
-  /** Stops the proxy and removes its CA directory. */
+  /** Stops the proxy and removes its CA directory; its last records are named and recorded. */
   async stopProxy() {
+    clearInterval(this.#namingTimer)
     await this.#native.stopProxy()
+    this.#nameProxyEvents()
+  }
+
+  #nameProxyEvents() {
+    const { nameProxyEvent } = require('./proxy-calls.js')
+    for (const taken of this.#native.takeProxyEvents()) this.#native.ingest(nameProxyEvent(taken), 'proxy')
   }
 
   /** The proxy's warnings since the last call (clients that refused its CA). */

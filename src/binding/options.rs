@@ -239,6 +239,9 @@ pub struct ProxyStart {
     /// The directory the run's private CA directory is made in (default: the system's temporary
     /// directory).
     pub ca_dir: Option<String>,
+    /// Events wait to be named by the caller (`takeProxyEvents()`), which ingests each with path
+    /// `proxy`; otherwise they are recorded as the request head names them.
+    pub hold_for_naming: Option<bool>,
 }
 
 impl From<ProxyStart> for proxy::ProxyOptions {
@@ -246,6 +249,37 @@ impl From<ProxyStart> for proxy::ProxyOptions {
         proxy::ProxyOptions {
             upstream: options.upstream,
             ca_parent: options.ca_dir.map(Into::into),
+            hold_for_naming: options.hold_for_naming.unwrap_or(false),
+        }
+    }
+}
+
+/// A proxy event waiting to be named, with the request it was made from.
+#[napi(object)]
+pub struct ProxyEventToName {
+    /// The event as the request head names it (an `ApiCallAttempt` or `ApiCall`).
+    pub event_json: String,
+    pub method: String,
+    /// The path and query as sent, without signature and token parameters.
+    pub target: String,
+    /// The host the request was sent to (lower case, no port).
+    pub host: String,
+    /// Header names in lower case; no credential header is ever given.
+    pub headers: std::collections::HashMap<String, String>,
+    /// A JSON or form body that ended within 16 KiB.
+    pub body: Option<String>,
+}
+
+impl From<proxy::record::ProxyEvent> for ProxyEventToName {
+    fn from(event: proxy::record::ProxyEvent) -> Self {
+        let request = &event.request;
+        ProxyEventToName {
+            method: request.method.clone(),
+            target: request.target.clone(),
+            host: request.host.clone(),
+            headers: request.headers.iter().cloned().collect(),
+            body: request.body.clone(),
+            event_json: event.json,
         }
     }
 }

@@ -12,7 +12,7 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 
-use super::record::{ERROR_BODY_PREFIX, FORM_BODY_PREFIX, Outcome, RequestFacts, ResponseFacts};
+use super::record::{BODY_PREFIX, ERROR_BODY_PREFIX, Outcome, RequestFacts, ResponseFacts};
 use super::{Destination, Shared};
 use crate::intake::epoch_millis;
 use crate::stats::Stats;
@@ -179,7 +179,7 @@ fn request_head(
     };
     let facts_host = authority_host(host.as_deref().unwrap_or(""));
     let facts = record(&facts_host).then(|| {
-        let mut facts = RequestFacts::from_head(&facts_host, &target, request.headers);
+        let mut facts = RequestFacts::from_head(&method, &facts_host, &target, request.headers);
         facts.started = Some(Instant::now());
         facts.timestamp_ms = epoch_millis();
         facts
@@ -303,24 +303,30 @@ pub enum CopyError {
 struct Capture {
     bytes: Vec<u8>,
     limit: usize,
+    /// Body bytes seen, kept or not.
+    seen: u64,
 }
 
 impl Capture {
     fn none() -> Self {
-        Capture {
-            bytes: Vec::new(),
-            limit: 0,
-        }
+        Capture::up_to(0)
     }
 
     fn up_to(limit: usize) -> Self {
         Capture {
             bytes: Vec::new(),
             limit,
+            seen: 0,
         }
     }
 
+    /// Whether the whole body was kept.
+    fn whole(&self) -> bool {
+        self.seen <= self.limit as u64
+    }
+
     fn add(&mut self, data: &[u8]) {
+        self.seen += data.len() as u64;
         let room = self.limit - self.bytes.len();
         if room > 0 {
             self.bytes.extend_from_slice(&data[..data.len().min(room)]);
@@ -631,9 +637,9 @@ async fn exchange<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         return Exchange::UpstreamFailed;
     }
     drop(bytes);
-    let wants_form = facts.as_ref().is_some_and(|f| f.wants_form_action);
-    let mut form = if wants_form {
-        Capture::up_to(FORM_BODY_PREFIX)
+    let wants_body = facts.as_ref().is_some_and(|f| f.wants_body);
+    let mut body = if wants_body {
+        Capture::up_to(BODY_PREFIX)
     } else {
         Capture::none()
     };
@@ -644,7 +650,7 @@ async fn exchange<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         client_writer,
         up,
         framing,
-        &mut form,
+        &mut body,
         is_head,
         recorded,
     )
@@ -664,7 +670,7 @@ async fn exchange<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         }
     };
     if let Some(mut facts) = facts {
-        facts.set_form_prefix(&form.bytes);
+        facts.set_body_prefix(&body.bytes, body.whole());
         let outcome = match &downloaded {
             Ok(response) => response.outcome.clone(),
             Err(error) => failure_outcome(&error.to_string()),

@@ -10,7 +10,7 @@ pub mod forward;
 pub mod record;
 pub mod server;
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -24,10 +24,10 @@ use tokio_util::sync::CancellationToken;
 
 use self::ca::{CaFiles, CertificateAuthority};
 use self::forward::{Io, RequestHead};
-use self::record::{CallTracker, Outcome, RequestFacts};
+use self::record::{CallTracker, Outcome, ProxyEvent, RequestFacts};
 use crate::error::{Coded, ErrorCode};
 use crate::intake::{Intake, epoch_millis};
-use crate::stats::{ProxyCounters, RecordingPath};
+use crate::stats::{ProxyCounters, RecordingPath, Stats};
 
 /// How long connecting to an upstream may take (TCP and TLS), before the client is reset.
 pub const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,6 +35,8 @@ pub const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
 /// Warnings kept for the caller to take, at most.
 const MAX_WARNINGS: usize = 64;
+/// Events waiting to be named, at most; past it they are recorded as they are.
+pub const MAX_EVENTS_TO_NAME: usize = 10_000;
 
 /// Why the proxy cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +75,35 @@ pub struct ProxyOptions {
     pub upstream: Option<String>,
     /// The directory the private CA directory is made in (default: the system's temporary one).
     pub ca_parent: Option<PathBuf>,
+    /// The caller names each event before it is recorded: events wait in the recorder's
+    /// [`NamingQueue`] with their request, to be taken and ingested again.
+    pub hold_for_naming: bool,
+}
+
+/// Events waiting for the caller to name them (the service models and the IAM table are in the
+/// package's JavaScript): taken with their requests, then ingested by the caller. Bounded: when it
+/// is full an event is recorded as it is and counted (`unnamed`), never lost.
+#[derive(Debug, Default)]
+pub struct NamingQueue {
+    events: Mutex<VecDeque<ProxyEvent>>,
+}
+
+impl NamingQueue {
+    /// Queues `event`, or gives it back when the queue is full.
+    fn push(&self, event: ProxyEvent) -> Option<ProxyEvent> {
+        let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        if events.len() >= MAX_EVENTS_TO_NAME {
+            return Some(event);
+        }
+        events.push_back(event);
+        None
+    }
+
+    /// Every waiting event, oldest first.
+    pub fn take(&self) -> Vec<ProxyEvent> {
+        let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        events.drain(..).collect()
+    }
 }
 
 /// Where requests are sent: a host, a port, and whether TLS is spoken there.
@@ -158,6 +189,7 @@ pub struct Shared {
     upstream: Option<Destination>,
     client_tls: Arc<rustls::ClientConfig>,
     calls: CallTracker,
+    naming: Option<Arc<NamingQueue>>,
     warnings: Mutex<Vec<String>>,
     warned_hosts: Mutex<HashSet<String>>,
 }
@@ -205,11 +237,21 @@ impl Shared {
         self.record(facts, forward::failure_outcome(&error.to_string()));
     }
 
-    fn ingest(&self, events: Vec<String>) {
+    fn ingest(&self, events: Vec<ProxyEvent>) {
         let now = epoch_millis();
         for event in events {
+            let unnamed = match &self.naming {
+                Some(queue) => match queue.push(event) {
+                    None => continue,
+                    Some(event) => {
+                        Stats::add(&self.stats().unnamed, 1);
+                        event
+                    }
+                },
+                None => event,
+            };
             self.intake
-                .accept_in_process(RecordingPath::Proxy, event.as_bytes(), now, None);
+                .accept_in_process(RecordingPath::Proxy, unnamed.json.as_bytes(), now, None);
         }
     }
 
@@ -269,9 +311,11 @@ const NODE_CA_VARIABLE: &str = "NODE_EXTRA_CA_CERTS";
 
 impl Proxy {
     /// Makes the CA and its files, binds 127.0.0.1 on a free port and starts serving on `runtime`.
+    /// With `hold_for_naming`, events wait in `naming` for the caller.
     pub fn start(
         options: ProxyOptions,
         intake: Arc<Intake>,
+        naming: Arc<NamingQueue>,
         runtime: &Handle,
     ) -> Result<Self, ProxyError> {
         let upstream = options
@@ -294,6 +338,7 @@ impl Proxy {
         };
         let shared = Arc::new(Shared {
             calls: CallTracker::new(intake.drop_access_key),
+            naming: options.hold_for_naming.then_some(naming),
             intake,
             ca,
             upstream,
@@ -403,6 +448,25 @@ fn client_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_naming_queue_is_bounded_and_gives_back_what_does_not_fit() {
+        let queue = NamingQueue::default();
+        let event = |n: usize| ProxyEvent {
+            json: format!("{{\"n\":{n}}}"),
+            request: Arc::default(),
+        };
+        for n in 0..MAX_EVENTS_TO_NAME {
+            assert!(queue.push(event(n)).is_none());
+        }
+        let refused = queue.push(event(MAX_EVENTS_TO_NAME)).expect("the queue is full");
+        assert_eq!(refused.json, format!("{{\"n\":{MAX_EVENTS_TO_NAME}}}"));
+        let taken = queue.take();
+        assert_eq!(taken.len(), MAX_EVENTS_TO_NAME);
+        assert_eq!(taken[0].json, "{\"n\":0}");
+        assert!(queue.take().is_empty());
+        assert!(queue.push(event(0)).is_none());
+    }
 
     #[test]
     fn upstream_urls() {

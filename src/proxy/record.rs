@@ -9,9 +9,15 @@
 //! status, the request ids and the error code and message (from `x-amzn-ErrorType` or a bounded
 //! prefix of the error body). Never kept: bodies, the `Authorization` header, the signature,
 //! `x-amz-security-token`.
+//!
+//! Naming a REST operation and reading its input back (which resources it names) takes the service
+//! models and the IAM table, which the package's JavaScript holds: each event can therefore carry
+//! the request's [`RequestParts`] to the caller that names it (see [`super::NamingQueue`]). The parts
+//! leave out every secret header and signature parameter; a JSON or form body is included only
+//! whole and within [`BODY_PREFIX`], in memory, to be read for identifiers and dropped.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
@@ -19,8 +25,16 @@ use serde_json::Value;
 
 /// How much of an error response body is read for its code and message.
 pub const ERROR_BODY_PREFIX: usize = 4096;
-/// How much of a form-encoded request body is read for its `Action`.
-pub const FORM_BODY_PREFIX: usize = 1024;
+/// How much of a JSON or form-encoded request body is kept: a form's `Action` is read from it, and
+/// a body within it is given to the naming of the call.
+pub const BODY_PREFIX: usize = 16 * 1024;
+/// Request headers never given to anyone: credentials.
+const SECRET_HEADERS: [&str; 4] = [
+    "authorization",
+    "proxy-authorization",
+    "x-amz-security-token",
+    "cookie",
+];
 /// The CSM limits on the text fields the SDKs cut (botocore, aws-sdk v2).
 const MAX_MESSAGE_CHARS: usize = 512;
 const MAX_USER_AGENT_CHARS: usize = 256;
@@ -44,8 +58,33 @@ pub struct RequestFacts {
     pub max_attempts: Option<u32>,
     /// A form-encoded body without an `Action` in the query: its prefix is read for one.
     pub wants_form_action: bool,
+    /// A JSON or form-encoded body: its first [`BODY_PREFIX`] bytes are kept.
+    pub wants_body: bool,
     pub started: Option<Instant>,
     pub timestamp_ms: u64,
+    /// What naming the call needs from the request.
+    pub parts: Arc<RequestParts>,
+}
+
+/// The parts of a request its operation and input are read from: never a credential header, a
+/// signature or a security token.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestParts {
+    pub method: String,
+    /// The path and query as sent, without signature and token parameters.
+    pub target: String,
+    pub host: String,
+    /// Lower-case names, in the order sent (repeated headers joined with `, `).
+    pub headers: Vec<(String, String)>,
+    /// A JSON or form body that ended within [`BODY_PREFIX`] (lossy UTF-8).
+    pub body: Option<String>,
+}
+
+/// One event the proxy made, with the request it was made from.
+#[derive(Debug, Clone)]
+pub struct ProxyEvent {
+    pub json: String,
+    pub request: Arc<RequestParts>,
 }
 
 /// What the record needs from a response head and error body.
@@ -74,8 +113,19 @@ pub struct Outcome {
 
 impl RequestFacts {
     /// Reads the facts from a parsed request head.
-    pub fn from_head(host: &str, target: &str, headers: &[httparse::Header<'_>]) -> Self {
+    pub fn from_head(
+        method: &str,
+        host: &str,
+        target: &str,
+        headers: &[httparse::Header<'_>],
+    ) -> Self {
         let mut facts = RequestFacts {
+            host: host.to_owned(),
+            ..Default::default()
+        };
+        let mut parts = RequestParts {
+            method: method.to_owned(),
+            target: without_secret_parameters(target),
             host: host.to_owned(),
             ..Default::default()
         };
@@ -85,6 +135,7 @@ impl RequestFacts {
             let Ok(value) = std::str::from_utf8(header.value) else {
                 continue;
             };
+            parts.add_header(name, value);
             if name.eq_ignore_ascii_case("authorization") {
                 if let Some(scope) = credential_in_authorization(value) {
                     facts.set_scope(scope);
@@ -105,10 +156,9 @@ impl RequestFacts {
                     }
                 }
             } else if name.eq_ignore_ascii_case("content-type") {
-                form = value
-                    .trim_start()
-                    .to_ascii_lowercase()
-                    .starts_with("application/x-www-form-urlencoded");
+                let kind = value.trim_start().to_ascii_lowercase();
+                form = kind.starts_with("application/x-www-form-urlencoded");
+                facts.wants_body = form || kind.contains("json");
             }
         }
         let query = target.split_once('?').map(|(_, q)| q).unwrap_or("");
@@ -128,6 +178,7 @@ impl RequestFacts {
         if facts.region.is_none() {
             facts.region = region_from_host(host);
         }
+        facts.parts = Arc::new(parts);
         facts
     }
 
@@ -137,26 +188,70 @@ impl RequestFacts {
         self.service = Some(clip_field(scope.service));
     }
 
-    /// Takes the `Action` from the prefix of a form-encoded body.
-    pub fn set_form_prefix(&mut self, prefix: &[u8]) {
-        if !self.wants_form_action || self.api.is_some() {
+    /// Takes what the body's first bytes tell: a form's `Action`, and the body itself for the
+    /// naming when it ended within them (`whole`).
+    pub fn set_body_prefix(&mut self, prefix: &[u8], whole: bool) {
+        if !self.wants_body {
             return;
         }
-        let text = String::from_utf8_lossy(prefix);
-        // The last pair may be cut by the prefix bound: only a pair followed by `&` is whole,
-        // unless the body ended within the prefix.
-        let whole = prefix.len() < FORM_BODY_PREFIX;
-        let mut pairs: Vec<&str> = text.split('&').collect();
-        if !whole {
-            pairs.pop();
-        }
-        for pair in pairs {
-            if let Some(value) = pair.strip_prefix("Action=") {
+        if self.wants_form_action && self.api.is_none() {
+            let text = String::from_utf8_lossy(prefix);
+            // The last pair may be cut by the prefix bound: only a pair followed by `&` is whole,
+            // unless the body ended within the prefix.
+            let mut pairs: Vec<&str> = text.split('&').collect();
+            if !whole {
+                pairs.pop();
+            }
+            if let Some(value) = pairs.iter().find_map(|pair| pair.strip_prefix("Action=")) {
                 self.api = Some(clip_field(&percent_decode(value)));
-                return;
             }
         }
+        if whole && !prefix.is_empty() {
+            Arc::make_mut(&mut self.parts).body =
+                Some(String::from_utf8_lossy(prefix).into_owned());
+        }
     }
+}
+
+impl RequestParts {
+    fn add_header(&mut self, name: &str, value: &str) {
+        let name = name.to_ascii_lowercase();
+        if SECRET_HEADERS.contains(&name.as_str()) {
+            return;
+        }
+        match self.headers.iter_mut().find(|(known, _)| *known == name) {
+            Some((_, joined)) => {
+                joined.push_str(", ");
+                joined.push_str(value.trim());
+            }
+            None => self.headers.push((name, value.trim().to_owned())),
+        }
+    }
+}
+
+/// A request target without the query parameters that carry a signature or a security token.
+fn without_secret_parameters(target: &str) -> String {
+    let Some((path, query)) = target.split_once('?') else {
+        return target.to_owned();
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            let key = percent_decode(pair.split_once('=').map_or(*pair, |(k, _)| k));
+            !is_secret_parameter(&key)
+        })
+        .collect();
+    if kept.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", kept.join("&"))
+    }
+}
+
+fn is_secret_parameter(key: &str) -> bool {
+    ["X-Amz-Signature", "Signature", "X-Amz-Security-Token"]
+        .iter()
+        .any(|secret| key.eq_ignore_ascii_case(secret))
 }
 
 impl ResponseFacts {
@@ -311,10 +406,7 @@ fn query_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
     query.split('&').filter_map(|pair| {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         let key = percent_decode(key);
-        if key.eq_ignore_ascii_case("X-Amz-Signature") || key.eq_ignore_ascii_case("Signature") {
-            return None;
-        }
-        if key.eq_ignore_ascii_case("X-Amz-Security-Token") {
+        if is_secret_parameter(&key) {
             return None;
         }
         Some((key, percent_decode(value)))
@@ -424,7 +516,7 @@ impl CallTracker {
         facts: RequestFacts,
         outcome: Outcome,
         now: Instant,
-    ) -> Vec<String> {
+    ) -> Vec<ProxyEvent> {
         let started = facts.started.unwrap_or(now);
         let mut events = vec![self.attempt_event(&facts, &outcome, now - started)];
         let mut pending = self.lock();
@@ -469,16 +561,16 @@ impl CallTracker {
 
     /// The `ApiCall` of every call that has waited for a retry longer than
     /// [`PENDING_CALL_TIMEOUT`].
-    pub fn sweep(&self, now: Instant) -> Vec<String> {
+    pub fn sweep(&self, now: Instant) -> Vec<ProxyEvent> {
         Self::expired(&mut self.lock(), now)
     }
 
     /// The `ApiCall` of every call still waiting for a retry (the proxy stops).
-    pub fn close(&self) -> Vec<String> {
+    pub fn close(&self) -> Vec<ProxyEvent> {
         Self::close_all(&mut self.lock())
     }
 
-    fn expired(pending: &mut HashMap<String, PendingCall>, now: Instant) -> Vec<String> {
+    fn expired(pending: &mut HashMap<String, PendingCall>, now: Instant) -> Vec<ProxyEvent> {
         let ids: Vec<String> = pending
             .iter()
             .filter(|(_, call)| now.duration_since(call.last_seen) >= PENDING_CALL_TIMEOUT)
@@ -490,13 +582,18 @@ impl CallTracker {
             .collect()
     }
 
-    fn close_all(pending: &mut HashMap<String, PendingCall>) -> Vec<String> {
+    fn close_all(pending: &mut HashMap<String, PendingCall>) -> Vec<ProxyEvent> {
         let mut calls: Vec<PendingCall> = pending.drain().map(|(_, call)| call).collect();
         calls.sort_by_key(|call| call.first_started);
         calls.iter().map(pending_call_event).collect()
     }
 
-    fn attempt_event(&self, facts: &RequestFacts, outcome: &Outcome, latency: Duration) -> String {
+    fn attempt_event(
+        &self,
+        facts: &RequestFacts,
+        outcome: &Outcome,
+        latency: Duration,
+    ) -> ProxyEvent {
         let mut event = Event::default();
         event.push("Version", 1);
         event.push("Type", "ApiCallAttempt");
@@ -523,7 +620,7 @@ impl CallTracker {
             event.push("SdkExceptionMessage", message.clone());
         }
         event.push("AttemptLatency", millis(latency));
-        finish(event)
+        finish(event, facts)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, PendingCall>> {
@@ -531,7 +628,7 @@ impl CallTracker {
     }
 }
 
-fn pending_call_event(call: &PendingCall) -> String {
+fn pending_call_event(call: &PendingCall) -> ProxyEvent {
     let latency = call.last_seen.duration_since(call.first_started);
     let exhausted = call
         .facts
@@ -552,7 +649,7 @@ fn call_event(
     attempts: u32,
     latency: Duration,
     max_retries_exceeded: bool,
-) -> String {
+) -> ProxyEvent {
     let mut event = Event::default();
     event.push("Version", 1);
     event.push("Type", "ApiCall");
@@ -574,7 +671,7 @@ fn call_event(
     }
     event.push("Latency", millis(latency));
     event.push("MaxRetriesExceeded", u8::from(max_retries_exceeded));
-    finish(event)
+    finish(event, facts)
 }
 
 fn common_fields(event: &mut Event, facts: &RequestFacts) {
@@ -614,8 +711,11 @@ fn insert_opt(event: &mut Event, name: &'static str, value: &Option<String>) {
     }
 }
 
-fn finish(event: Event) -> String {
-    serde_json::to_string(&event).expect("an event serializes")
+fn finish(event: Event, facts: &RequestFacts) -> ProxyEvent {
+    ProxyEvent {
+        json: serde_json::to_string(&event).expect("an event serializes"),
+        request: facts.parts.clone(),
+    }
 }
 
 fn millis(duration: Duration) -> u64 {
@@ -637,6 +737,7 @@ mod tests {
     fn scope_gives_key_region_and_service_and_nothing_secret() {
         let auth = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20250101/eu-west-1/sqs/aws4_request, SignedHeaders=host;x-amz-date, Signature=deadbeefcafe";
         let facts = RequestFacts::from_head(
+            "POST",
             "sqs.eu-west-1.amazonaws.com",
             "/",
             &[
@@ -651,21 +752,37 @@ mod tests {
         assert_eq!(facts.api.as_deref(), Some("CreateQueue"));
         let debug = format!("{facts:?}");
         assert!(!debug.contains("deadbeef") && !debug.contains("TOKENSECRET"));
+        // The parts given to the naming keep the other headers, lower case, and no credential.
+        let names: Vec<&str> = facts
+            .parts
+            .headers
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        assert_eq!(names, ["x-amz-target"]);
+        assert_eq!(facts.parts.method, "POST");
     }
 
     #[test]
     fn presigned_urls_give_their_scope_but_never_their_signature() {
         let target = "/bucket/key?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDP%2F20250101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Signature=abc123secret&X-Amz-Security-Token=tok";
-        let facts = RequestFacts::from_head("bucket.s3.amazonaws.com", target, &[]);
+        let facts = RequestFacts::from_head("GET", "bucket.s3.amazonaws.com", target, &[]);
         assert_eq!(facts.access_key.as_deref(), Some("AKIDP"));
         assert_eq!(facts.service.as_deref(), Some("s3"));
         let pairs: Vec<_> = query_pairs(target.split_once('?').unwrap().1).collect();
         assert!(pairs.iter().all(|(_, v)| v != "abc123secret" && v != "tok"));
+        assert_eq!(
+            facts.parts.target,
+            "/bucket/key?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDP%2F20250101%2Fus-east-1%2Fs3%2Faws4_request"
+        );
+        let only_secrets = RequestFacts::from_head("GET", "h", "/k?x-amz-signature=s", &[]);
+        assert_eq!(only_secrets.parts.target, "/k");
     }
 
     #[test]
     fn form_action_is_read_from_the_prefix_only_when_whole() {
         let mut facts = RequestFacts::from_head(
+            "POST",
             "sts.amazonaws.com",
             "/",
             &[header(
@@ -674,16 +791,43 @@ mod tests {
             )],
         );
         assert!(facts.wants_form_action);
-        facts.set_form_prefix(b"Action=GetCallerIdentity&Version=2011-06-15");
+        let body = b"Action=GetCallerIdentity&Version=2011-06-15";
+        facts.set_body_prefix(body, true);
         assert_eq!(facts.api.as_deref(), Some("GetCallerIdentity"));
+        assert_eq!(
+            facts.parts.body.as_deref().map(str::as_bytes),
+            Some(&body[..])
+        );
         let mut cut = RequestFacts {
             wants_form_action: true,
+            wants_body: true,
             ..Default::default()
         };
         let mut prefix = b"Version=1&Action=Get".to_vec();
-        prefix.resize(FORM_BODY_PREFIX, b'x');
-        cut.set_form_prefix(&prefix);
+        prefix.resize(BODY_PREFIX, b'x');
+        cut.set_body_prefix(&prefix, false);
         assert_eq!(cut.api, None);
+        // A body cut by the prefix is not given to the naming: it could not be parsed.
+        assert_eq!(cut.parts.body, None);
+    }
+
+    #[test]
+    fn only_json_and_form_bodies_are_kept() {
+        let json = RequestFacts::from_head(
+            "POST",
+            "dynamodb.us-east-1.amazonaws.com",
+            "/",
+            &[header("Content-Type", "application/x-amz-json-1.0")],
+        );
+        assert!(json.wants_body && !json.wants_form_action);
+        let mut binary = RequestFacts::from_head(
+            "PUT",
+            "b.s3.amazonaws.com",
+            "/k",
+            &[header("Content-Type", "application/octet-stream")],
+        );
+        binary.set_body_prefix(b"payload", true);
+        assert_eq!(binary.parts.body, None);
     }
 
     #[test]
@@ -761,7 +905,7 @@ mod tests {
             t0 + Duration::from_millis(20),
         );
         assert_eq!(second.len(), 2);
-        let call = parse(&second[1]);
+        let call = parse(&second[1].json);
         assert_eq!(call["Type"], "ApiCall");
         assert_eq!(call["AttemptCount"], 2);
         assert_eq!(call["FinalHttpStatusCode"], 200);
@@ -773,7 +917,7 @@ mod tests {
             let events = tracker.attempt_finished(f, failed.clone(), t0);
             assert_eq!(events.len(), if n == 3 { 2 } else { 1 });
             if n == 3 {
-                let call = parse(&events[1]);
+                let call = parse(&events[1].json);
                 assert_eq!(call["AttemptCount"], 3);
                 assert_eq!(call["MaxRetriesExceeded"], 1);
             }
@@ -784,7 +928,7 @@ mod tests {
         alone.api = None;
         let events = tracker.attempt_finished(alone, failed.clone(), t0);
         assert_eq!(events.len(), 2);
-        assert_eq!(parse(&events[1])["ApiUnknown"], true);
+        assert_eq!(parse(&events[1].json)["ApiUnknown"], true);
         // A retryable attempt with no follower is closed on the sweep or at the end.
         let mut lone = facts(1);
         lone.invocation_id = Some("inv-3".into());
@@ -802,8 +946,8 @@ mod tests {
         };
         let now = Instant::now();
         let kept = CallTracker::new(false).attempt_finished(facts.clone(), Outcome::default(), now);
-        assert!(kept[0].contains("AKIDX"));
+        assert!(kept[0].json.contains("AKIDX"));
         let dropped = CallTracker::new(true).attempt_finished(facts, Outcome::default(), now);
-        assert!(dropped.iter().all(|e| !e.contains("AKIDX")));
+        assert!(dropped.iter().all(|e| !e.json.contains("AKIDX")));
     }
 }

@@ -31,7 +31,7 @@ pub fn start(recorder: &Recorder, upstream: Option<String>) -> ProxyInfo {
     recorder
         .start_proxy(ProxyOptions {
             upstream,
-            ca_parent: None,
+            ..Default::default()
         })
         .unwrap()
 }
