@@ -219,6 +219,8 @@ export interface ProxyCounts {
   upstreamFailed: number
   /** Records made while too many waited to be named: recorded as the request head named them. */
   unnamed: number
+  /** CSM events of calls the proxy recorded too (a program that sends both): left out. */
+  csmCopies: number
 }
 
 /** A proxy event waiting to be named, with the request it was made from. */

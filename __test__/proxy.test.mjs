@@ -99,6 +99,14 @@ async function policyOf(files) {
   return { policy: JSON.parse(result.stdout), stderr: result.stderr }
 }
 
+const BOTO3_SCRIPT = [
+  'import boto3',
+  's3 = boto3.client("s3")',
+  's3.put_object(Bucket="proxied-bucket", Key="boto3/object.txt", Body=b"from boto3")',
+  's3.delete_object(Bucket="proxied-bucket", Key="boto3/object.txt")',
+  'boto3.client("dynamodb").get_item(TableName="proxied-table", Key={"id": {"S": "1"}})',
+].join('; ')
+
 test('the aws CLI through the proxy to moto with IAM enforced: signatures verify, and the policy it records is exactly enough', async (t) => {
   // The first three requests are free (they make the admin user); every later one must be signed.
   const moto = await startMoto({ env: { INITIAL_NO_AUTH_ACTION_COUNT: '3' } })
@@ -112,10 +120,10 @@ test('the aws CLI through the proxy to moto with IAM enforced: signatures verify
   // Large enough for botocore to send `Expect: 100-continue` and wait for moto's interim answer.
   const large = path.join(tmp, 'large.bin')
   fs.writeFileSync(large, Buffer.alloc(3 << 20, 7))
-  // CSM off for the CLI itself: every record below is the proxy's. The script leaves nothing
-  // behind, so that it runs again as it did.
+  // The CLI also sends CSM (run turns it on): CSM's copy of each call the proxy recorded is left
+  // out, so every call below is recorded once, by the proxy. The script leaves nothing behind, so
+  // that it runs again as it did.
   const script = [
-    'export AWS_CSM_ENABLED=false',
     'echo "CA=$AWS_CA_BUNDLE"',
     'aws sts get-caller-identity',
     'aws s3 mb s3://proxied-bucket',
@@ -126,6 +134,8 @@ test('the aws CLI through the proxy to moto with IAM enforced: signatures verify
     'aws sqs send-message --queue-url "$q" --message-body hello',
     'aws dynamodb create-table --table-name proxied-table --attribute-definitions AttributeName=id,AttributeType=S --key-schema AttributeName=id,KeyType=HASH --billing-mode PAY_PER_REQUEST',
     `aws dynamodb put-item --table-name proxied-table --item '{"id":{"S":"1"}}'`,
+    // boto3 as a script uses it: the same proxy, the same CA through AWS_CA_BUNDLE.
+    `python3 -c '${BOTO3_SCRIPT}'`,
     // Refused by moto (no such table): an error recorded with its code.
     '{ aws dynamodb describe-table --table-name missing || true; }',
     'aws dynamodb delete-table --table-name proxied-table',
@@ -142,18 +152,23 @@ test('the aws CLI through the proxy to moto with IAM enforced: signatures verify
   const result = await recordScript(adminCredentials, output)
   assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`)
   assert.doesNotMatch(result.stderr, /SignatureDoesNotMatch|InvalidClientTokenId|AccessDenied/)
-  assert.match(result.stderr, /proxy: \d+ requests, \d+ tunnels decrypted, \d+ passed through, 0 not understood/)
+  assert.match(result.stderr, /proxy: \d+ requests, \d+ tunnels decrypted, \d+ passed through, 0 not understood, \d+ CSM events of proxied calls left out/)
 
   const records = readJsonl(output)
   const calls = records.filter((r) => r.Type === 'ApiCall')
   const named = (service) => calls.filter((c) => c.Service === service).map((c) => [c.Api, c.FinalHttpStatusCode, c.FinalAwsException])
   assert.deepEqual(named('STS'), [['GetCallerIdentity', 200, undefined]])
   assert.deepEqual(named('SQS'), [['CreateQueue', 200, undefined], ['SendMessage', 200, undefined], ['DeleteQueue', 200, undefined]])
-  assert.deepEqual(named('DynamoDB'), [['CreateTable', 200, undefined], ['PutItem', 200, undefined],
+  assert.deepEqual(named('DynamoDB'), [['CreateTable', 200, undefined], ['PutItem', 200, undefined], ['GetItem', 200, undefined],
     ['DescribeTable', 400, 'ResourceNotFoundException'], ['DeleteTable', 200, undefined]])
   // S3 is named through the service model's REST bindings, virtual-hosted buckets included.
   assert.deepEqual(named('S3').map(([api, status]) => [api, status]), [['CreateBucket', 200], ['PutObject', 200], ['PutObject', 200],
-    ['GetObject', 200], ['DeleteObject', 204], ['DeleteObject', 204], ['DeleteBucket', 204]])
+    ['GetObject', 200], ['PutObject', 200], ['DeleteObject', 204], ['DeleteObject', 204], ['DeleteObject', 204], ['DeleteBucket', 204]])
+  assert.deepEqual(calls.filter((c) => c.UserAgent?.startsWith('Boto3/')).map((c) => c.Resources), [
+    { 's3:PutObject': ['arn:aws:s3:::proxied-bucket/boto3/object.txt'] },
+    { 's3:DeleteObject': ['arn:aws:s3:::proxied-bucket/boto3/object.txt'] },
+    { 'dynamodb:GetItem': ['arn:aws:dynamodb:us-west-2:*:table/proxied-table'] },
+  ])
   assert.ok(calls.every((c) => c.ApiUnknown === undefined), JSON.stringify(calls.filter((c) => c.ApiUnknown)))
   // Resources as the input named them, read back from the URI, the query, the headers and the body.
   const resources = (api) => calls.filter((c) => c.Api === api).map((c) => c.Resources)
@@ -170,7 +185,7 @@ test('the aws CLI through the proxy to moto with IAM enforced: signatures verify
   for (const [what, text] of [['records', fs.readFileSync(output, 'utf8')], ['stdout', result.stdout], ['stderr', result.stderr]]) {
     assertNoLeaks(text, what, { textKeys: false })
     assert.ok(!text.includes(adminCredentials.AWS_SECRET_ACCESS_KEY), `the secret key in ${what}`)
-    assert.ok(!text.includes('recorded through the proxy'), `a request body in ${what}`)
+    assert.ok(!text.includes('recorded through the proxy') && !text.includes('from boto3'), `a request body in ${what}`)
   }
   assert.equal(fs.existsSync(caDirOf(result.stdout)), false, 'the CA directory is removed')
 
@@ -421,7 +436,7 @@ test('Recorder#startProxy: its files under caDir, its counts in stats(), its err
   assert.match(fs.readFileSync(started.caCertPath, 'utf8'), /^-----BEGIN CERTIFICATE-----/)
   assert.throws(() => recorder.startProxy(), { code: 'ERR_RECORDER_PROXY', message: /already running/ })
   const { proxy, paths } = recorder.stats()
-  assert.deepEqual(proxy, { connections: 0, requests: 0, decrypted: 0, tunnelled: 0, notUnderstood: 0, refused: 0, upstreamFailed: 0, unnamed: 0 })
+  assert.deepEqual(proxy, { connections: 0, requests: 0, decrypted: 0, tunnelled: 0, notUnderstood: 0, refused: 0, upstreamFailed: 0, unnamed: 0, csmCopies: 0 })
   assert.deepEqual(paths.proxy, { calls: 0, attempts: 0 })
   await recorder.stopProxy()
   assert.equal(fs.existsSync(started.caDir), false)

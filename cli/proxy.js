@@ -98,6 +98,7 @@ function formatProxyStats({ proxy }) {
   ]
   if (proxy.refused > 0) parts.push(`${proxy.refused} TLS handshakes refused`)
   if (proxy.upstreamFailed > 0) parts.push(`${proxy.upstreamFailed} upstream failures`)
+  if (proxy.csmCopies > 0) parts.push(`${proxy.csmCopies} CSM events of proxied calls left out (each call is recorded once)`)
   if (proxy.unnamed > 0) parts.push(`${proxy.unnamed} recorded unnamed (too many waited to be named)`)
   return `proxy: ${parts.join(', ')}\n`
 }

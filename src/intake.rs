@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::attribution::{InvocationTracker, RecordContext};
 use crate::buffer::RecordBuffer;
 use crate::csm::{CsmEvent, EventType, ParseError, parse_datagram, repair_lone_surrogates};
+use crate::proxy::seen::SeenRequests;
 use crate::record::Record;
 use crate::stats::{RecordingPath, Stats};
 
@@ -18,6 +19,8 @@ pub struct Intake {
     pub invocations: InvocationTracker,
     /// Leave the access key id (`AccessKey`) out of records.
     pub drop_access_key: bool,
+    /// Requests the recording proxy relayed: CSM's copies of their calls are left out.
+    pub proxied: SeenRequests,
 }
 
 impl Intake {
@@ -53,7 +56,7 @@ impl Intake {
     ) {
         let context = self.invocations.context_for(invocation);
         let mut records = Vec::with_capacity(datagrams.size_hint().0);
-        let (mut received, mut oversized, mut malformed, mut calls) = (0, 0, 0, 0);
+        let (mut received, mut oversized, mut malformed, mut calls, mut copies) = (0, 0, 0, 0, 0);
         let mut marker = None;
         for datagram in datagrams {
             // The recorder's own barrier markers are not traffic: neither counted nor buffered.
@@ -62,8 +65,9 @@ impl Intake {
                 continue;
             }
             received += 1;
-            match datagram.map(|d| self.to_record(d, now_ms, &context)) {
-                Some(Ok((record, is_call))) => {
+            match datagram.map(|d| self.to_record(d, path, now_ms, &context)) {
+                Some(Ok(None)) => copies += 1,
+                Some(Ok(Some((record, is_call)))) => {
                     calls += u64::from(is_call);
                     records.push(record);
                 }
@@ -77,6 +81,7 @@ impl Intake {
         Stats::add(&stats.calls, calls);
         Stats::add(&stats.oversized, oversized);
         Stats::add(&stats.malformed, malformed);
+        Stats::add(&stats.proxy.csm_copies, copies);
         let by_path = stats.path(path);
         Stats::add(&by_path.events, received);
         Stats::add(&by_path.calls, calls);
@@ -88,26 +93,33 @@ impl Intake {
         }
     }
 
-    /// Parses and sanitizes one datagram into a record; says whether it is an `ApiCall`.
+    /// Parses and sanitizes one datagram into a record; says whether it is an `ApiCall`. `None`
+    /// for CSM's copy of a call the recording proxy recorded.
     fn to_record(
         &self,
         datagram: &[u8],
+        path: RecordingPath,
         now_ms: u64,
         context: &Arc<RecordContext>,
-    ) -> Result<(Record, bool), ParseError> {
-        let (json, is_call) = match parse_datagram(datagram, self.drop_access_key) {
-            Ok(event) => (record_json(&event), is_call(&event)),
+    ) -> Result<Option<(Record, bool)>, ParseError> {
+        let repaired;
+        let event = match parse_datagram(datagram, self.drop_access_key) {
+            Ok(event) => event,
             Err(error @ ParseError::Oversized { .. }) => return Err(error),
             // Rare: retried only when the datagram has a lone surrogate escape to repair.
             Err(error) => match repair_lone_surrogates(datagram) {
                 Some(fixed) => {
-                    let event = parse_datagram(&fixed, self.drop_access_key)?;
-                    (record_json(&event), is_call(&event))
+                    repaired = fixed;
+                    parse_datagram(&repaired, self.drop_access_key)?
                 }
                 None => return Err(error),
             },
         };
-        Ok((Record::new(json, context.clone(), now_ms), is_call))
+        if path == RecordingPath::Csm && self.proxied.is_copy(&event) {
+            return Ok(None);
+        }
+        let record = Record::new(record_json(&event), context.clone(), now_ms);
+        Ok(Some((record, is_call(&event))))
     }
 }
 

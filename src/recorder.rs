@@ -126,6 +126,7 @@ impl Recorder {
             buffer: RecordBuffer::new(config.max_buffered_records, config.max_buffered_bytes),
             invocations: InvocationTracker::new(config.init_info.clone(), config.init_phase),
             drop_access_key: config.drop_access_key,
+            proxied: Default::default(),
         });
         Recorder {
             config,

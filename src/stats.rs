@@ -147,6 +147,7 @@ macro_rules! with_proxy_fields {
             refused: "TLS handshakes a client refused (it does not trust the recorder's CA).",
             upstream_failed: "Tunnels and requests whose upstream could not be reached or broke off.",
             unnamed: "Records made while too many waited to be named: recorded as the request head named them.",
+            csm_copies: "CSM events of calls the proxy recorded too (a program that sends both): left out.",
         }
     };
 }

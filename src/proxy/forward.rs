@@ -13,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, Wr
 use tokio::net::TcpStream;
 
 use super::record::{BODY_PREFIX, ERROR_BODY_PREFIX, Outcome, RequestFacts, ResponseFacts};
+use super::seen::SeenRequests;
 use super::{Destination, Shared};
 use crate::intake::epoch_millis;
 use crate::stats::Stats;
@@ -644,7 +645,7 @@ async fn exchange<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         Capture::none()
     };
     let is_head = method.eq_ignore_ascii_case("HEAD");
-    let recorded = facts.is_some();
+    let recorded = facts.is_some().then_some(&shared.intake.proxied);
     let (upload_done, downloaded) = match transfer(
         client_reader,
         client_writer,
@@ -721,7 +722,7 @@ async fn transfer<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     framing: Framing,
     form: &mut Capture,
     is_head: bool,
-    recorded: bool,
+    recorded: Option<&SeenRequests>,
 ) -> Transfer {
     let upload = copy_body(client_reader, &mut up.writer, framing, form);
     let download = relay_response(&mut up.reader, client_writer, is_head, recorded);
@@ -778,12 +779,13 @@ enum RelayError {
     ClientGone,
 }
 
-/// Relays the response (interim `1xx` heads first) from the upstream to the client.
+/// Relays the response (interim `1xx` heads first) from the upstream to the client. A recorded
+/// response's request ids are noted in `recorded` before the client can see them.
 async fn relay_response<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     up: &mut Buffered<R>,
     client: &mut W,
     is_head: bool,
-    recorded: bool,
+    recorded: Option<&SeenRequests>,
 ) -> Result<Relayed, RelayError> {
     let mut interim = false;
     loop {
@@ -795,6 +797,15 @@ async fn relay_response<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
                 return Err(RelayError::Broken("not an HTTP response".to_owned()));
             }
         };
+        if let Some(seen) = recorded {
+            let facts = &head.facts;
+            for id in [&facts.amzn_request_id, &facts.amz_request_id]
+                .into_iter()
+                .flatten()
+            {
+                seen.saw(id);
+            }
+        }
         client
             .write_all(&head.bytes)
             .await
@@ -822,7 +833,7 @@ async fn relay_response<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
                 (None, false) => Framing::UntilClose,
             }
         };
-        let mut capture = if recorded && head.status >= 300 {
+        let mut capture = if recorded.is_some() && head.status >= 300 {
             Capture::up_to(ERROR_BODY_PREFIX)
         } else {
             Capture::none()

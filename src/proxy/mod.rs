@@ -8,6 +8,7 @@
 pub mod ca;
 pub mod forward;
 pub mod record;
+pub mod seen;
 pub mod server;
 
 use std::collections::{HashSet, VecDeque};
@@ -459,7 +460,9 @@ mod tests {
         for n in 0..MAX_EVENTS_TO_NAME {
             assert!(queue.push(event(n)).is_none());
         }
-        let refused = queue.push(event(MAX_EVENTS_TO_NAME)).expect("the queue is full");
+        let refused = queue
+            .push(event(MAX_EVENTS_TO_NAME))
+            .expect("the queue is full");
         assert_eq!(refused.json, format!("{{\"n\":{MAX_EVENTS_TO_NAME}}}"));
         let taken = queue.take();
         assert_eq!(taken.len(), MAX_EVENTS_TO_NAME);
