@@ -362,7 +362,13 @@ fn held_events_wait_with_their_request_parts_and_never_a_credential() {
         let names: Vec<&str> = parts.headers.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             names,
-            ["host", "x-amz-target", "x-custom", "content-type", "content-length"]
+            [
+                "host",
+                "x-amz-target",
+                "x-custom",
+                "content-type",
+                "content-length"
+            ]
         );
         assert_eq!(parts.headers[2].1, "a, b");
         let debug = format!("{parts:?}{}", event.json);
