@@ -339,6 +339,39 @@ test('a v3 JS SDK program run as a child: retries grouped into one call, nothing
   assert.equal(fs.existsSync(caDirOf(result.stdout)), false, 'the CA directory is removed')
 })
 
+// Built by `cargo test` (every example is) and by `cargo build --example rust-sdk-program`.
+const RUST_PROGRAM = path.join(ROOT, 'target', 'debug', 'examples', 'rust-sdk-program')
+
+test('a program on the AWS SDK for Rust run as a child: recorded through the proxy, resources named', async (t) => {
+  if (!fs.existsSync(RUST_PROGRAM)) {
+    t.skip(`${RUST_PROGRAM} is not built (cargo build --example rust-sdk-program)`)
+    return
+  }
+  const moto = await startMoto()
+  t.after(() => moto.stop())
+  const env = cleanEnv(FAKE_CREDENTIALS)
+  assert.equal((await awsDirect(moto, ['s3', 'mb', 's3://rust-destination'], env)).code, 0)
+  const output = path.join(tmp, 'rust.jsonl')
+  const script = `echo "CA=$AWS_CA_BUNDLE"; exec ${RUST_PROGRAM} from-rust arn:aws:s3:::rust-destination`
+  const result = await run(process.execPath, [CLI, 'run', '--upstream', moto.endpoint, '--output', output, '--', 'sh', '-c', script], env)
+  assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`)
+  assert.match(result.stdout, /arn:aws:firehose:us-west-2:123456789012:deliverystream\/from-rust/)
+  const calls = readJsonl(output).filter((r) => r.Type === 'ApiCall')
+  const stream = 'arn:aws:firehose:us-west-2:*:deliverystream/from-rust'
+  assert.deepEqual(calls.map((c) => [c.Service, c.Api, c.FinalHttpStatusCode, c.Resources]), [
+    ['Firehose', 'CreateDeliveryStream', 200, { 'firehose:CreateDeliveryStream': [stream], 'iam:PassRole': ['arn:aws:iam::123456789012:role/firehose-delivery'] }],
+    ['Firehose', 'PutRecord', 200, { 'firehose:PutRecord': [stream] }],
+    ['Firehose', 'DescribeDeliveryStream', 200, { 'firehose:DescribeDeliveryStream': [stream] }],
+    ['Firehose', 'DeleteDeliveryStream', 200, { 'firehose:DeleteDeliveryStream': [stream] }],
+  ])
+  assert.ok(calls.every((c) => c.UserAgent.startsWith('aws-sdk-rust/')), JSON.stringify(calls.map((c) => c.UserAgent)))
+  for (const [what, text] of [['records', fs.readFileSync(output, 'utf8')], ['stdout', result.stdout], ['stderr', result.stderr]]) {
+    assertNoLeaks(text, what, { textKeys: false })
+    assert.ok(!text.includes('recorded from Rust'), `a record's data in ${what}`)
+  }
+  assert.equal(fs.existsSync(caDirOf(result.stdout)), false, 'the CA directory is removed')
+})
+
 test('--no-proxy runs without it, and --upstream without the proxy is a usage error', async () => {
   const env = cleanEnv(FAKE_CREDENTIALS)
   const off = await run(process.execPath, [CLI, 'run', '--no-proxy', '--', 'sh', '-c', 'echo "P=${HTTPS_PROXY:-none} B=$AWS_CA_BUNDLE"'], env)
