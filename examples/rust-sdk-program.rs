@@ -54,7 +54,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .extended_s3_destination_configuration(destination)
         .send()
         .await?;
-    let record = Record::builder().data(Blob::new("recorded from Rust\n")).build()?;
+    let record = Record::builder()
+        .data(Blob::new("recorded from Rust\n"))
+        .build()?;
     firehose
         .put_record()
         .delivery_stream_name(&stream)
