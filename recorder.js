@@ -134,6 +134,8 @@ class Recorder {
 
   /** Takes in what is queued and closes the socket. Buffered records stay for `flush()`. */
   async stop() {
+    // The proxy's last records are named and taken in before the recorder stops.
+    if (this.#namingTimer !== undefined) await this.stopProxy()
     await this.#native.stop()
     this.#reportLosses()
   }
@@ -182,6 +184,7 @@ class Recorder {
   /** Stops the proxy and removes its CA directory; its last records are named and recorded. */
   async stopProxy() {
     clearInterval(this.#namingTimer)
+    this.#namingTimer = undefined
     await this.#native.stopProxy()
     this.#nameProxyEvents()
   }

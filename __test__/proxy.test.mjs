@@ -475,5 +475,8 @@ test('Recorder#startProxy: its files under caDir, its counts in stats(), its err
   assert.equal(fs.existsSync(started.caDir), false)
   assert.throws(() => recorder.startProxy({ upstream: 'localhost:5000' }), { code: 'ERR_RECORDER_CONFIG' })
   assert.throws(() => recorder.startProxy({ caDir: path.join(tmp, 'does-not-exist') }), { code: 'ERR_RECORDER_PROXY' })
+  // Stopping the recorder stops a running proxy first (its last records are named and kept).
+  const again = recorder.startProxy({ caDir: parent })
   await recorder.stop()
+  assert.equal(fs.existsSync(again.caDir), false)
 })
