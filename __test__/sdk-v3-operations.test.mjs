@@ -61,6 +61,14 @@ test('REST operations come from the HTTP bindings, the most specific one winning
   assert.equal(op('API Gateway', 'GET', '/restapis/abc/resources'), 'GetResources')
 })
 
+test('a deprecated operation bound like a current one gives way to it', () => {
+  // GetBucketLifecycle and GetBucketLifecycleConfiguration are both `GET /{Bucket}?lifecycle`.
+  assert.equal(op('S3', 'GET', '/bucket?lifecycle'), 'GetBucketLifecycleConfiguration')
+  assert.equal(op('S3', 'PUT', '/bucket?lifecycle'), 'PutBucketLifecycleConfiguration')
+  assert.equal(op('S3', 'GET', '/bucket?notification'), 'GetBucketNotificationConfiguration')
+  assert.equal(op('S3', 'GET', '/?lifecycle', { hostname: 'bucket.s3.amazonaws.com' }), 'GetBucketLifecycleConfiguration')
+})
+
 test('S3 buckets in the host name are matched without the bucket in the path', () => {
   const host = (hostname) => ({ hostname })
   assert.equal(op('S3', 'GET', '/key?uploadId=1', host('bucket.s3.us-west-2.amazonaws.com')), 'ListParts')

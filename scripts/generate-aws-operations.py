@@ -62,15 +62,26 @@ def required_bindings(model, operation):
 
 
 def rest_bindings(model):
-    lines = []
+    """One line per operation; a deprecated operation whose binding a current one has too is left out
+    (S3's GetBucketLifecycle beside GetBucketLifecycleConfiguration): the request cannot tell them
+    apart, and today's SDKs send the current one."""
+    bound = {}
     for name, operation in sorted(model["operations"].items()):
         http = operation.get("http", {})
         method, uri = http.get("method"), http.get("requestUri")
         if not method or not uri or " " in uri:
             continue
         query, headers = required_bindings(model, operation)
-        parts = [method, uri, name] + [f"q:{q}" for q in query] + [f"h:{h}" for h in headers]
-        lines.append(" ".join(parts))
+        binding = tuple([method, uri] + [f"q:{q}" for q in query] + [f"h:{h}" for h in headers])
+        bound[name] = (binding, bool(operation.get("deprecated")))
+    current = {binding for binding, deprecated in bound.values() if not deprecated}
+    lines = []
+    for name, (binding, deprecated) in bound.items():
+        if deprecated and binding in current:
+            print(f"left out deprecated {name}: {' '.join(binding)} names a current operation too", file=sys.stderr)
+            continue
+        method, uri, *required = binding
+        lines.append(" ".join([method, uri, name, *required]))
     return lines
 
 
