@@ -12,6 +12,8 @@ import { fileURLToPath } from 'node:url'
 
 import { FAKE_CREDENTIALS, startMoto } from './helpers/moto.mjs'
 import { assertNoLeaks, SECRET_VALUES } from './helpers/leaks.mjs'
+import { ADMIN_POLICY, runCommand, userWithPolicy as createUser } from './helpers/commands.mjs'
+import { readJsonl } from './helpers/records.mjs'
 
 const require = createRequire(import.meta.url)
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -50,24 +52,7 @@ function cleanEnv(credentials) {
   }
 }
 
-function run(command, args, env) {
-  return new Promise((resolve) => {
-    const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk) => { stdout += chunk })
-    child.stderr.on('data', (chunk) => { stderr += chunk })
-    const timer = setTimeout(() => child.kill('SIGKILL'), COMMAND_TIMEOUT_MS)
-    child.once('close', (code, signal) => {
-      clearTimeout(timer)
-      resolve({ code, signal, stdout, stderr })
-    })
-  })
-}
-
-function readJsonl(file) {
-  return fs.readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((line) => JSON.parse(line))
-}
+const run = (command, args, env) => runCommand(command, args, { env, timeoutMs: COMMAND_TIMEOUT_MS })
 
 /** The CA directory the child was given (it prints its bundle variable as `CA=path`). */
 function caDirOf(stdout, name = 'CA') {
@@ -82,15 +67,7 @@ function awsDirect(moto, args, env) {
 }
 
 /** A moto IAM user holding exactly `policy`; its credentials. `adminEnv` signs the IAM calls. */
-async function userWithPolicy(moto, name, policy, adminEnv) {
-  assert.equal((await awsDirect(moto, ['iam', 'create-user', '--user-name', name], adminEnv)).code, 0)
-  const created = await awsDirect(moto, ['iam', 'create-access-key', '--user-name', name], adminEnv)
-  assert.equal(created.code, 0, created.stderr)
-  const put = await awsDirect(moto, ['iam', 'put-user-policy', '--user-name', name, '--policy-name', 'recorded', '--policy-document', JSON.stringify(policy)], adminEnv)
-  assert.equal(put.code, 0, put.stderr)
-  const { AccessKeyId, SecretAccessKey } = JSON.parse(created.stdout).AccessKey
-  return { AWS_ACCESS_KEY_ID: AccessKeyId, AWS_SECRET_ACCESS_KEY: SecretAccessKey }
-}
+const userWithPolicy = (moto, name, policy, adminEnv) => createUser((args) => awsDirect(moto, args, adminEnv), name, policy)
 
 /** `api-call-recorder policy` of recordings, parsed. */
 async function policyOf(files) {
@@ -112,7 +89,7 @@ test('the aws CLI through the proxy to moto with IAM enforced: signatures verify
   const moto = await startMoto({ env: { INITIAL_NO_AUTH_ACTION_COUNT: '3' } })
   t.after(() => moto.stop())
   const setupEnv = cleanEnv(FAKE_CREDENTIALS)
-  const adminCredentials = await userWithPolicy(moto, 'admin', { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] }, setupEnv)
+  const adminCredentials = await userWithPolicy(moto, 'admin', ADMIN_POLICY, setupEnv)
   const adminEnv = cleanEnv(adminCredentials)
 
   const file = path.join(tmp, 'upload.txt')

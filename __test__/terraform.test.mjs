@@ -21,7 +21,6 @@
 //     tags needs `sqs:TagQueue` on AWS, not on moto. A statement of such actions alone is not
 //     removed.
 // Only S3 and SQS statements are then checked by removing them one at a time.
-import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -31,6 +30,8 @@ import { fileURLToPath } from 'node:url'
 
 import { FAKE_CREDENTIALS, startMoto } from './helpers/moto.mjs'
 import { assertNoLeaks } from './helpers/leaks.mjs'
+import { ADMIN_POLICY, runCommand, userWithPolicy as createUser } from './helpers/commands.mjs'
+import { readJsonl } from './helpers/records.mjs'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const CLI = path.join(ROOT, 'cli', 'index.js')
@@ -53,22 +54,7 @@ after(() => {
   fs.rmSync(tmp, { recursive: true, force: true })
 })
 
-function run(command, args, { env, cwd }) {
-  return new Promise((resolve) => {
-    const child = spawn(command, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk) => { stdout += chunk })
-    child.stderr.on('data', (chunk) => { stderr += chunk })
-    const timer = setTimeout(() => child.kill('SIGKILL'), COMMAND_TIMEOUT_MS)
-    child.once('close', (code, signal) => {
-      clearTimeout(timer)
-      resolve({ code, signal, stdout, stderr })
-    })
-  })
-}
-
-const readJsonl = (file) => fs.readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((line) => JSON.parse(line))
+const run = (command, args, options) => runCommand(command, args, { ...options, timeoutMs: COMMAND_TIMEOUT_MS })
 
 /** The environment of one run: no AWS or proxy settings of the user's, Terraform offline. */
 function terraformEnv(credentials) {
@@ -121,16 +107,8 @@ function aws(moto, args, credentials) {
   return run('aws', ['--endpoint-url', moto.endpoint, '--output', 'json', ...args], { env: { ...terraformEnv(credentials), AWS_CSM_ENABLED: 'false' } })
 }
 
-async function userWithPolicy(moto, name, policy, credentials) {
-  const user = await aws(moto, ['iam', 'create-user', '--user-name', name], credentials)
-  assert.equal(user.code, 0, user.stderr)
-  const created = await aws(moto, ['iam', 'create-access-key', '--user-name', name], credentials)
-  assert.equal(created.code, 0, created.stderr)
-  const put = await aws(moto, ['iam', 'put-user-policy', '--user-name', name, '--policy-name', 'recorded', '--policy-document', JSON.stringify(policy)], credentials)
-  assert.equal(put.code, 0, put.stderr)
-  const { AccessKeyId, SecretAccessKey } = JSON.parse(created.stdout).AccessKey
-  return { AWS_ACCESS_KEY_ID: AccessKeyId, AWS_SECRET_ACCESS_KEY: SecretAccessKey }
-}
+/** A moto IAM user holding exactly `policy`, made by the user of `credentials`. */
+const userWithPolicy = (moto, name, policy, credentials) => createUser((args) => aws(moto, args, credentials), name, policy)
 
 const actionsOf = (statement) => [statement.Action].flat()
 const resourcesOf = (statement) => [statement.Resource].flat()
@@ -168,7 +146,7 @@ test('terraform apply and destroy through the proxy: every call named, and the p
   // The first three requests are free (they make the admin user); every later one must be signed.
   const moto = await startMoto({ env: { INITIAL_NO_AUTH_ACTION_COUNT: '3' } })
   t.after(() => moto.stop())
-  const admin = await userWithPolicy(moto, 'admin', { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] }, FAKE_CREDENTIALS)
+  const admin = await userWithPolicy(moto, 'admin', ADMIN_POLICY, FAKE_CREDENTIALS)
   const dir = await workingDirectory('recorded')
 
   const applied = path.join(tmp, 'apply.jsonl')
@@ -242,7 +220,7 @@ test('terraform apply and destroy through the proxy: every call named, and the p
   const runAs = async (name, document) => {
     const own = await startMoto({ env: { INITIAL_NO_AUTH_ACTION_COUNT: '3' } })
     try {
-      const ownAdmin = await userWithPolicy(own, 'admin', { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] }, FAKE_CREDENTIALS)
+      const ownAdmin = await userWithPolicy(own, 'admin', ADMIN_POLICY, FAKE_CREDENTIALS)
       const user = await userWithPolicy(own, name, forMoto(document), ownAdmin)
       const where = await workingDirectory(name)
       const applyRun = await terraform(own, where, user, 'apply')
