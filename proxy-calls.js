@@ -27,7 +27,9 @@ function nameProxyEvent({ eventJson, method, target, host, headers, body }) {
     event.Api ??= identifyOperation(serviceId, { ...request, formAction: form ? new URLSearchParams(body).get('Action') ?? undefined : undefined })
     if (event.Api === undefined) return JSON.stringify(event)
     delete event.ApiUnknown
-    if (event.Type === 'ApiCall') addResources(event, requestInput(serviceId, event.Api, request))
+    // A body sent but not handed over (too large, or neither JSON nor a form) is input not seen.
+    const partialInput = body === undefined && (Number(headers['content-length']) > 0 || headers['transfer-encoding'] !== undefined)
+    if (event.Type === 'ApiCall') addResources(event, requestInput(serviceId, event.Api, request), { partialInput })
     return JSON.stringify(event)
   } catch {
     return eventJson

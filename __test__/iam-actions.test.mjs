@@ -203,7 +203,7 @@ describe('resources from a call\'s input', () => {
     // Tags at creation need the service's tagging action, on the same resource.
     const tags = [{ Key: 'team', Value: 'ä' }]
     assert.deepEqual(resourcesFor('SNS', 'CreateTopic', { Name: 't', Tags: tags }, at)['sns:TagResource'], ['arn:aws:sns:us-west-2:111122223333:t'])
-    assert.deepEqual(keys('SNS', 'CreateTopic', { Name: 't' }), ['iam:PassRole', 'sns:CreateTopic'])
+    assert.deepEqual(keys('SNS', 'CreateTopic', { Name: 't' }), ['sns:CreateTopic'])
     assert.deepEqual(resourcesFor('IAM', 'CreateRole', { RoleName: 'r', Tags: tags }, at),
       { 'iam:CreateRole': ['arn:aws:iam::111122223333:role/r'], 'iam:TagRole': ['arn:aws:iam::111122223333:role/r'] })
     assert.deepEqual(keys('DynamoDB', 'CreateTable', { TableName: 't', Tags: tags }), ['dynamodb:CreateTable', 'dynamodb:TagResource'])
@@ -215,6 +215,28 @@ describe('resources from a call\'s input', () => {
     // An IAM path left out is "/", which adds nothing to the ARN; one given is kept.
     assert.deepEqual(resourcesFor('IAM', 'CreateRole', { RoleName: 'r', Path: '/app/' }, at), { 'iam:CreateRole': ['arn:aws:iam::111122223333:role/app/r'] })
     assert.deepEqual(resourcesFor('IAM', 'CreatePolicy', { PolicyName: 'p' }, at), { 'iam:CreatePolicy': ['arn:aws:iam::111122223333:policy/p'] })
+  })
+
+  test('iam:PassRole that the mapping puts on a wildcard is needed on the roles the input passes, and only then', () => {
+    const at = { ...where, account: '111122223333' }
+    const role = 'arn:aws:iam::111122223333:role/sns-delivery-ü'
+    // The mapping gives SNS topics iam:PassRole on role/*: a topic may name delivery-status roles.
+    assert.deepEqual(resourcesFor('SNS', 'CreateTopic', { Name: 't', Attributes: { LambdaSuccessFeedbackRoleArn: role, Policy: '{}' } }, at),
+      { 'sns:CreateTopic': ['arn:aws:sns:us-west-2:111122223333:t'], 'iam:PassRole': [role] })
+    assert.deepEqual(resourcesFor('SNS', 'SetTopicAttributes', { TopicArn: 'arn:aws:sns:us-west-2:111122223333:t', AttributeName: 'DisplayName', AttributeValue: 'x' }, at),
+      { 'sns:SetTopicAttributes': ['arn:aws:sns:us-west-2:111122223333:t'] })
+    // Nested in lists too; a role mentioned inside a longer text is not passed.
+    const other = 'arn:aws:iam::111122223333:role/in-a-document'
+    const nested = { Name: 't', Attributes: { Policy: JSON.stringify({ Principal: other }) }, Tags: [{ Key: 'k', Value: role }] }
+    assert.deepEqual(resourcesFor('SNS', 'CreateTopic', nested, at)['iam:PassRole'], [role])
+    // Without any input to look at, the mapping's wildcard stays.
+    assert.deepEqual(resourcesFor('SNS', 'CreateTopic', undefined, at)['iam:PassRole'], ['arn:aws:iam::111122223333:role/*'])
+    // A template that names its member keeps naming the role from it.
+    assert.deepEqual(resourcesFor('Lambda', 'CreateFunction', { FunctionName: 'f', Role: role }, at)['iam:PassRole'], [role])
+    // A huge input is searched only so far: where that finds no role, the wildcard stays.
+    const wide = { Name: 't', Attributes: Object.fromEntries(Array.from({ length: 10_000 }, (_, i) => [`k${i}`, 'v'])) }
+    assert.deepEqual(resourcesFor('SNS', 'CreateTopic', wide, at)['iam:PassRole'], ['arn:aws:iam::111122223333:role/*'])
+    assert.deepEqual(resourcesFor('SNS', 'CreateTopic', { Name: 't', Attributes: {} }, at), { 'sns:CreateTopic': ['arn:aws:sns:us-west-2:111122223333:t'] })
   })
 
   test('every rule of data/input-actions.json names an operation and actions the IAM table knows', () => {

@@ -54,6 +54,18 @@ test('JSON and form bodies give their members; a secret is named with -?????? ho
   const topic = call({ service: 'sns', api: 'CreateTopic', method: 'POST', host: 'sns.us-east-1.amazonaws.com', headers: form,
     body: 'Action=CreateTopic&Version=2010-03-31&Name=orders&Tags.member.1.Key=team&Tags.member.1.Value=a' })
   assert.deepEqual(topic.Resources['sns:TagResource'], ['arn:aws:sns:us-east-1:*:orders'])
+  // A topic passes a role only where its attributes name one: then iam:PassRole is on that role.
+  assert.equal(topic.Resources['iam:PassRole'], undefined)
+  const delivery = 'arn:aws:iam::123456789012:role/sns-delivery'
+  const withRole = call({ service: 'sns', api: 'CreateTopic', method: 'POST', host: 'sns.us-east-1.amazonaws.com', headers: form,
+    body: `Action=CreateTopic&Version=2010-03-31&Name=orders&Attributes.entry.1.key=SQSFailureFeedbackRoleArn&Attributes.entry.1.value=${encodeURIComponent(delivery)}` })
+  assert.deepEqual(withRole.Resources['iam:PassRole'], [delivery])
+  // A body too large to read may name a role: the mapping's wildcard stays (the URI alone names none).
+  const insight = encodeURIComponent('arn:aws:securityhub:us-east-1:123456789012:insight/123456789012/custom/x')
+  const unread = (headers) => call({ service: 'securityhub', api: 'UpdateInsight', method: 'PATCH', target: `/insights/${insight}`,
+    host: 'securityhub.us-east-1.amazonaws.com', headers: { 'content-type': 'application/json', ...headers } })
+  assert.deepEqual(unread({ 'content-length': '20000' }).Resources['iam:PassRole'], ['*'])
+  assert.equal(unread({}).Resources['iam:PassRole'], undefined)
   const role = call({ service: 'iam', api: 'CreateRole', method: 'POST', host: 'iam.amazonaws.com', headers: form,
     body: 'Action=CreateRole&RoleName=app&AssumeRolePolicyDocument=%7B%7D' })
   assert.deepEqual(role.Resources, { 'iam:CreateRole': ['arn:aws:iam::*:role/app'] })

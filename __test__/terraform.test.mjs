@@ -206,6 +206,8 @@ test('terraform apply and destroy through the proxy: every call named, and the p
   // given at creation, and a secret named by its ARN, whatever its random suffix.
   assert.deepEqual(resourcesOf(statementOf('s3:DeleteObjectVersion') ?? {}), ['arn:aws:s3:::recorder-terraform-data/readme.txt'], show)
   assert.ok(statementOf('sns:TagResource'), show)
+  // The topic names no delivery-status role: nothing is passed, so no iam:PassRole.
+  assert.equal(statementOf('iam:PassRole'), undefined, show)
   assert.deepEqual(resourcesOf(statementOf('sqs:DeleteQueue')).sort(), ['arn:aws:sqs:us-east-1:123456789012:recorder-terraform-dead-letters',
     'arn:aws:sqs:us-east-1:123456789012:recorder-terraform-work'], show)
   assert.deepEqual(resourcesOf(statementOf('sqs:TagQueue')), ['arn:aws:sqs:us-east-1:123456789012:recorder-terraform-work'], show)

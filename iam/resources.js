@@ -5,7 +5,7 @@
 // plugin and the aws-sdk v2 hook. Only identifiers are taken from the input; payloads never are.
 
 const { loadTable, operationActions, templateInput } = require('./table.js')
-const { evaluate, conditionHolds } = require('./input.js')
+const { evaluate, conditionHolds, MAX_IDENTIFIER_LENGTH } = require('./input.js')
 
 /** ARNs kept per action; a call naming more records `*` for that action. */
 const MAX_ARNS_PER_ACTION = 10
@@ -40,6 +40,58 @@ function accountFrom(input, given) {
   return '*'
 }
 
+const ROLE_ARN = /^arn:[^:]+:iam::\d{12}:role\/\S+$/
+/** Input values looked at for the roles a call passes; past it, the rest is not searched. */
+const MAX_INPUT_VALUES = 256
+
+/**
+ * Whether every template of an action is the same ARN whatever the input (`role/*`): the mapping
+ * knows the action may be needed but not from which member.
+ */
+function inputFree(templates) {
+  return Array.isArray(templates) && templates.length > 0 &&
+    templates.every((template) => !template.includes('%%') && !/\$\{(?!Partition\}|Region\}|Account\})/.test(template))
+}
+
+/**
+ * The role ARNs among an input's values (lists and maps included): the roles a call passes; and
+ * whether every value was looked at.
+ */
+function rolesIn(input) {
+  const roles = new Set()
+  const pending = [input]
+  let queued = 1
+  while (pending.length > 0) {
+    const value = pending.pop()
+    let children = []
+    if (typeof value === 'string') {
+      if (value.length <= MAX_IDENTIFIER_LENGTH && ROLE_ARN.test(value)) roles.add(value)
+    } else if (Array.isArray(value)) {
+      children = value
+    } else if (value !== null && typeof value === 'object' && [Object.prototype, null].includes(Object.getPrototypeOf(value))) {
+      children = Object.values(value)
+    }
+    queued += children.length
+    if (queued > MAX_INPUT_VALUES) return { roles: [...roles], complete: false }
+    for (const child of children) pending.push(child)
+  }
+  return { roles: [...roles], complete: true }
+}
+
+/**
+ * The ARNs `iam:PassRole` is needed on where the mapping gives only a wildcard for it (SNS topics,
+ * which may name delivery-status roles among their attributes): the roles the input passes; none
+ * when the whole input was seen and passes none, since AWS checks the action only for a role
+ * passed; undefined (the mapping's wildcard) when the input could not all be looked at, or only
+ * part of it was known (`partial`: a body too large to read).
+ */
+function passedRoles(input, partial) {
+  const { roles, complete } = rolesIn(input)
+  if (roles.length > 0) return roles
+  const seen = complete && !partial && input !== null && typeof input === 'object' && Object.keys(input).length > 0
+  return seen ? [] : undefined
+}
+
 /** The six characters Secrets Manager adds to a secret's name in its ARN, with their dash. */
 const SECRET_SUFFIX = /-[A-Za-z0-9]{6}$/
 
@@ -61,7 +113,8 @@ function completeSecretArn(arn, input) {
  * The resources a call names: `{ [action]: [arn, ...] }` for every IAM action the call needs with its
  * input, `["*"]` where the ARN cannot be built (the action takes none, or the input does not name it).
  * Undefined when the operation is unknown or needs no permission.
- * @param {{ region?: string, account?: string }} where the call's region; the account when known
+ * @param {{ region?: string, account?: string, partialInput?: boolean }} where the call's region; the
+ *   account when known; whether `input` holds only part of what the call sent
  */
 function resourcesFor(service, operation, input, where = {}) {
   const actions = operationActions(service, operation)
@@ -75,7 +128,10 @@ function resourcesFor(service, operation, input, where = {}) {
     if (!conditionHolds(condition, input)) continue
     if (count >= MAX_ACTIONS) break
     let arns = []
-    for (const template of templates ?? []) arns.push(...evaluate(template, members ?? {}, context))
+    const passed = action === 'iam:PassRole' && inputFree(templates) ? passedRoles(members, where.partialInput) : undefined
+    if (passed?.length === 0) continue
+    if (passed !== undefined) arns = passed
+    else for (const template of templates ?? []) arns.push(...evaluate(template, members ?? {}, context))
     arns = [...new Set(arns.filter((arn) => arn !== '' && arn !== '*').map((arn) => completeSecretArn(arn, members)))]
     if (arns.length === 0 || arns.length > MAX_ARNS_PER_ACTION) arns = ['*']
     const existing = resources[action]
@@ -108,10 +164,10 @@ function noteLambdaContext(context) {
  * Adds `Resources` to a finished call's event from the call's input. Never throws: a call whose
  * resources cannot be worked out is recorded without them.
  */
-function addResources(event, input) {
+function addResources(event, input, { partialInput = false } = {}) {
   if (!recording) return event
   try {
-    const resources = resourcesFor(event.Service, event.Api, input, { region: event.Region, account: lambdaAccount })
+    const resources = resourcesFor(event.Service, event.Api, input, { region: event.Region, account: lambdaAccount, partialInput })
     if (resources === undefined) return event
     if (JSON.stringify(resources).length > MAX_RESOURCES_JSON_LENGTH) {
       for (const action of Object.keys(resources)) resources[action] = ['*']
