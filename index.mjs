@@ -1,4 +1,4 @@
-import ApiCallRecorder from './index.js'
+import ApiCallRecorder from './index.bundle.js'
 
 export default ApiCallRecorder
 export const { Recorder, recorderPlugin, instrumentSdkV3 } = ApiCallRecorder

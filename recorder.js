@@ -8,6 +8,7 @@ const fs = require('node:fs')
 const path = require('node:path')
 const { nativeOptions, warn } = require('./options.js')
 const { maxEventBytes } = require('./data/limits.json')
+const PACKAGE_ROOT = require('./package-root.js')
 
 /** How often the proxy's records are taken, named and recorded. */
 const PROXY_NAMING_EVERY_MS = 100
@@ -36,7 +37,7 @@ function addonBeside() {
   } else {
     return null
   }
-  const file = path.join(__dirname, `api-call-recorder.${target}.node`)
+  const file = path.join(PACKAGE_ROOT, `api-call-recorder.${target}.node`)
   return fs.existsSync(file) ? file : null
 }
 

@@ -51,7 +51,7 @@ test('npm pack ships the prebuilt addon; the tarball installs and records with n
     cwd: root, encoding: 'utf8',
   }))
   const paths = files.map((f) => f.path)
-  for (const required of ['api-call-recorder.linux-x64-gnu.node', 'index.js', 'index.mjs', 'index.d.ts', 'binding.js', 'binding.d.ts', 'package.json']) {
+  for (const required of ['api-call-recorder.linux-x64-gnu.node', 'index.bundle.js', 'package-root.js', 'index.js', 'index.mjs', 'index.d.ts', 'binding.js', 'binding.d.ts', 'package.json']) {
     assert.ok(paths.includes(required), `tarball has ${required}`)
   }
   assert.deepEqual(paths.filter((p) => /(^src\/|^tests\/|^__test__\/|\.rs$|Cargo\.)/.test(p)), [], 'no Rust sources or tests')
@@ -75,6 +75,32 @@ test('npm pack ships the prebuilt addon; the tarball installs and records with n
   assert.match(page, /"sv":"STS","op":"GetCallerIdentity"/)
 })
 
+const ENTRY_SHAPE = `
+const main = require('aws-api-call-recorder')
+const sdkV3 = require('aws-api-call-recorder/sdk-v3')
+const source = require('./index.js')
+console.log(JSON.stringify({
+  entry: require.resolve('aws-api-call-recorder'),
+  exports: Object.keys(main).sort(),
+  sourceExports: Object.keys(source).sort(),
+  handlerName: main(async () => 1, { enabled: false }).name === source(async () => 1, { enabled: false }).name,
+  sameSdkV3: sdkV3.recorderPlugin === main.recorderPlugin && sdkV3.sdkV3Stats === main.sdkV3Stats,
+  layerHooks: typeof main[Symbol.for('aws-api-call-recorder.layer')].startRecording,
+}))
+`
+
+test('the entry is index.js bundled: the same exports, one copy shared with the sdk-v3 entry', async () => {
+  const out = JSON.parse(execFileSync(process.execPath, ['-e', ENTRY_SHAPE], { cwd: root, encoding: 'utf8', timeout: 20_000 }))
+  assert.equal(out.entry, path.join(root, 'index.bundle.js'))
+  assert.deepEqual(out.exports, out.sourceExports)
+  assert.equal(out.handlerName, true)
+  assert.equal(out.sameSdkV3, true)
+  assert.equal(out.layerHooks, 'function')
+  const esm = await import(path.join(root, 'sdk-v3', 'index.mjs'))
+  const main = await import(path.join(root, 'index.mjs'))
+  assert.equal(esm.recorderPlugin, main.recorderPlugin)
+})
+
 test('npm run layer builds a runtime-only layer that loads and records', () => {
   const zip = path.join(dir, 'layer.zip')
   execFileSync(process.execPath, [path.join(root, 'scripts', 'layer.mjs'), zip], { cwd: root, stdio: 'pipe' })
@@ -85,7 +111,7 @@ test('npm run layer builds a runtime-only layer that loads and records', () => {
   assert.ok(entries.every((e) => e === 'aws-api-call-recorder' || prefix.startsWith(e) || e.startsWith(prefix)), entries.join('\n'))
   assert.ok(entries.includes('aws-api-call-recorder'))
   assert.ok(entries.includes(`${prefix}api-call-recorder.linux-x64-gnu.node`))
-  assert.ok(entries.includes(`${prefix}index.js`))
+  assert.ok(entries.includes(`${prefix}index.bundle.js`))
   assert.deepEqual(entries.filter((e) => /\.(rs|ts|md|toml)$|__test__|\/scripts\//.test(e)), [], 'runtime files only')
   // What the wrapper reads at run time: the IAM model, the operation table of bundled SDKs, the IAM
   // action table, and their reader.

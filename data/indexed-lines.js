@@ -1,12 +1,13 @@
 'use strict'
 
-// Reads the generated tables next to this file, in the format scripts/indexed_lines.py writes: JSON
+// Reads the generated tables of this folder, in the format scripts/indexed_lines.py writes: JSON
 // Lines whose first line, the header, lists each entry's key, byte offset (after the header line) and
 // length. Opening a table reads the header alone; an entry is read from disk and parsed the first time
 // it is looked up, so a process pays for the few services it uses, not for the whole table.
 
 const fs = require('node:fs')
 const path = require('node:path')
+const PACKAGE_ROOT = require('../package-root.js')
 
 /** The header is read in pieces of this size until its newline (the tables' headers fit in one). */
 const HEADER_CHUNK_BYTES = 32 * 1024
@@ -48,7 +49,7 @@ function readAt(file, position, length) {
  * when the file cannot be read.
  */
 function openIndexedLines(name) {
-  const file = path.resolve(__dirname, name)
+  const file = path.resolve(PACKAGE_ROOT, 'data', name)
   const fd = fs.openSync(file, 'r')
   let header
   let bodyStart

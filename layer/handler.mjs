@@ -15,19 +15,21 @@ const runtimeMajor = Number(/^AWS_Lambda_nodejs(\d+)/.exec(process.env.AWS_EXECU
   process.versions.node.split('.')[0])
 const clientGeneration4 = globalThis.awslambda ? globalThis.awslambda.InvokeStore !== undefined : runtimeMajor >= 24
 
+let hooks = null
 let recording = null
 try {
+  // The package's bundled entry: the copy the function's own require('aws-api-call-recorder') gets.
+  hooks = require('../index.bundle.js')[Symbol.for('aws-api-call-recorder.layer')]
   // Recording is on under the layer; the sink and the rest come from the usual variables.
-  recording = require('../lambda/index.js').startRecording({ enabled: true })
+  recording = hooks.startRecording({ enabled: true })
 } catch (error) {
   console.warn(`aws-api-call-recorder layer: not recording: ${error?.message}. The function runs unchanged.`)
 }
 
 const functionHandler = await loadFunctionHandler(taskRoot, setting, { importEverything: clientGeneration4 })
-const { runtimeSupportsCallbacks, isStreamingHandler } = require('../lambda/runtime.js')
 // A callback-style handler the runtime refuses (the 4.x client, nodejs24.x) is handed over as it
 // is, so the runtime refuses it exactly as it would without the layer.
-const refused = functionHandler.length >= 3 && !isStreamingHandler(functionHandler) &&
-  (clientGeneration4 || !runtimeSupportsCallbacks())
+const refused = Boolean(recording) && functionHandler.length >= 3 && !hooks.isStreamingHandler(functionHandler) &&
+  (clientGeneration4 || !hooks.runtimeSupportsCallbacks())
 
 export const handler = recording && !refused ? recording.wrap(functionHandler) : functionHandler

@@ -1,3 +1,3 @@
-import sdkV3 from './index.js'
+import sdkV3 from './public.js'
 
 export const { recorderPlugin, instrumentSdkV3, sdkV3Stats } = sdkV3
