@@ -33,7 +33,8 @@ async function recording(handler, extra = {}) {
 
 test('exports: default function, named ApiCallRecorder and Recorder, CommonJS and ESM alike', async () => {
   const { createRequire } = await import('node:module')
-  const cjs = createRequire(import.meta.url)('../index.js')
+  // The package's CommonJS entry (package.json `main`).
+  const cjs = createRequire(import.meta.url)('../index.bundle.js')
   assert.equal(typeof ApiCallRecorder, 'function')
   assert.equal(Named, ApiCallRecorder)
   assert.equal(cjs, ApiCallRecorder)
