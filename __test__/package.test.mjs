@@ -101,6 +101,13 @@ test('the entry is index.js bundled: the same exports, one copy shared with the 
   assert.equal(esm.recorderPlugin, main.recorderPlugin)
 })
 
+test('the bundled entry is the sources as they are now (npm test rebuilds it; run npm run bundle after an edit)', () => {
+  const fresh = path.join(dir, 'index.bundle.js')
+  execFileSync(process.execPath, [path.join(root, 'scripts', 'bundle.mjs'), fresh], { cwd: root, stdio: 'pipe', timeout: 60_000 })
+  assert.ok(fs.readFileSync(path.join(root, 'index.bundle.js'), 'utf8') === fs.readFileSync(fresh, 'utf8'),
+    'index.bundle.js is older than the JavaScript it is made from: npm run bundle')
+})
+
 test('npm run layer builds a runtime-only layer that loads and records', () => {
   const zip = path.join(dir, 'layer.zip')
   execFileSync(process.execPath, [path.join(root, 'scripts', 'layer.mjs'), zip], { cwd: root, stdio: 'pipe' })

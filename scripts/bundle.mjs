@@ -2,6 +2,8 @@
 // package.json names as the entry: one file to read and compile instead of ~25, which halves what
 // require('aws-api-call-recorder') costs a cold start. The generated addon loader (binding.js) stays
 // outside, as it is needed only when the addon is not found beside the package.
+//
+//   node scripts/bundle.mjs [OUTFILE]     (default: index.bundle.js)
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
@@ -12,7 +14,7 @@ export const BUNDLE = 'index.bundle.js'
 await build({
   absWorkingDir: root,
   entryPoints: ['index.js'],
-  outfile: BUNDLE,
+  outfile: process.argv[2] ? path.resolve(process.argv[2]) : BUNDLE,
   bundle: true,
   platform: 'node',
   format: 'cjs',
