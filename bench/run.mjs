@@ -53,7 +53,7 @@ const SUITES = {
     },
   },
   'cold-start': {
-    title: '4. Cold start: fresh Node processes, median of 7',
+    title: '4. Cold start: fresh Node processes (7 per row; 11 per mode for the first invocation), medians',
     async run() {
       const { table, firstTable } = await coldStartBench()
       console.table(table)
