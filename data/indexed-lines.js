@@ -61,8 +61,17 @@ function openIndexedLines(name) {
   const { index, ...rest } = header
   if (!Array.isArray(index)) throw new Error(`${file} has no index`)
   let where
-  /** Each key's [offset, length], made on the first lookup. */
-  const lines = () => (where ??= new Map(index.map(([key, offset, length]) => [key, [offset, length]])))
+  /**
+   * Each key's index entry, `[key, offset, length]`, made on the first lookup (a plain loop over the
+   * entries as parsed: this runs once per process, before V8 has optimised anything).
+   */
+  const lines = () => {
+    if (where === undefined) {
+      where = new Map()
+      for (let i = 0; i < index.length; i++) where.set(index[i][0], index[i])
+    }
+    return where
+  }
   const parsed = new Map()
   const has = (key) => lines().has(key)
   return {
@@ -73,7 +82,7 @@ function openIndexedLines(name) {
       if (!has(key)) return undefined
       let value = parsed.get(key)
       if (value === undefined) {
-        const [offset, length] = lines().get(key)
+        const [, offset, length] = lines().get(key)
         value = JSON.parse(readAt(file, bodyStart + offset, length))
         // A line that is not the one indexed means the index and the lines disagree.
         if (value?.key !== key) throw new Error(`${file}: the line at the offset of "${key}" is not its entry`)
