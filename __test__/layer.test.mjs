@@ -4,6 +4,7 @@
 // once with its invocation; a handler that fails to load fails as it does without the layer.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -156,6 +157,18 @@ test('the zip has the exec wrapper at its root, executable, and ending in exec "
   assert.match(script, /^#!\/bin\/sh\n/)
   assert.match(script.trimEnd(), /\nexec "\$@"$/)
   assert.doesNotMatch(script, /NODE_OPTIONS=/, 'NODE_OPTIONS is the user\'s')
+})
+
+test('the exec wrapper points _HANDLER at the layer\'s handler module by an absolute path, however it is run', () => {
+  const handlerModule = path.join(opt, 'nodejs', 'node_modules', 'aws-api-call-recorder', 'layer', 'handler')
+  const env = { PATH: process.env.PATH, _HANDLER: 'src/app.handler' }
+  const settings = (command, cwd) => Object.fromEntries(execFileSync(command, ['env'], { cwd, env, encoding: 'utf8' })
+    .split('\n').filter((line) => /^(_HANDLER|API_CALL_RECORDER_HANDLER)=/.test(line)).map((line) => line.split('=')))
+  const expected = { _HANDLER: `${handlerModule}.handler`, API_CALL_RECORDER_HANDLER: 'src/app.handler' }
+  // As Lambda runs it (its absolute path), then by a relative path from its own folder and from below it.
+  assert.deepEqual(settings(wrapper, dir), expected)
+  assert.deepEqual(settings(`./${path.basename(wrapper)}`, path.dirname(wrapper)), expected)
+  assert.deepEqual(settings(`../${path.basename(wrapper)}`, path.join(opt, 'nodejs')), expected)
 })
 
 const SHAPES = [
