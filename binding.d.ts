@@ -12,8 +12,17 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 /** The native recorder. The hand-written `Recorder` and `ApiCallRecorder` in index.js wrap it. */
 export declare class NativeRecorder {
   /**
+   * Sends the registration as a Lambda internal extension to the Extensions API at `runtimeApi`
+   * and returns at once, so that the rest of init (loading the function) overlaps Lambda's
+   * answer; `registerExtension` then waits for it. Returns whether a registration was begun:
+   * not where the environment is never frozen (that registration stays synchronous) nor when
+   * one was begun or done already.
+   */
+  beginExtensionRegistration(runtimeApi: string, name: string, timeoutMs: number): boolean
+  /**
    * Registers this process as a Lambda internal extension with the Extensions API at `runtimeApi`
-   * (`AWS_LAMBDA_RUNTIME_API`), blocking until Lambda answers or `timeoutMs` passed, and starts
+   * (`AWS_LAMBDA_RUNTIME_API`), or finishes the registration `beginExtensionRegistration` sent,
+   * blocking until Lambda answers or `timeoutMs` passed (since it was sent), and starts
    * delivering: `afterResponse` (after each response, on-demand Lambda) or `background` (where
    * the environment is never frozen, as with Lambda Managed Instances: periodically and at
    * SHUTDOWN, off the JS threads). Returns which. A process registers once, whichever worker

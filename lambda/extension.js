@@ -19,6 +19,24 @@ const SHUTDOWN_DRAIN_MS = 25
 let registered = null // the recorder the process's extension delivers for
 let registeredDelivery = false
 let registrationTried = false
+let registrationBegunFor = null // the recorder whose registration was sent and not yet waited for
+
+/**
+ * Sends the extension's registration for `recorder` when `wanted` and in Lambda, without waiting
+ * for Lambda's answer: the rest of init (loading the function) overlaps it, and
+ * deliverAfterResponse waits for it. Where it cannot be begun, deliverAfterResponse registers.
+ */
+function beginRegistration(recorder, { wanted }) {
+  const api = process.env.AWS_LAMBDA_RUNTIME_API
+  if (!wanted || !api || registered || registrationTried || registrationBegunFor) return
+  try {
+    if (internalsOf(recorder).native.beginExtensionRegistration(api, EXTENSION_NAME, REGISTER_TIMEOUT_MS)) {
+      registrationBegunFor = recorder
+    }
+  } catch {
+    // Not begun: deliverAfterResponse registers, and warns if that fails too.
+  }
+}
 
 /**
  * Registers the internal extension for `recorder` when `wanted` and in Lambda (once per process,
@@ -36,9 +54,12 @@ function deliverAfterResponse(recorder, { wanted, explicit }, warn) {
     return false
   }
   if (registrationTried) return false
+  // The registration begun is another recorder's: the extension is that one's.
+  if (registrationBegunFor && registrationBegunFor !== recorder) return false
   registrationTried = true
   let delivery
   try {
+    // Waits for the registration beginRegistration sent, or registers now.
     delivery = internalsOf(recorder).native.registerExtension(api, EXTENSION_NAME, REGISTER_TIMEOUT_MS)
   } catch (error) {
     warn(`delivering before each response instead of after it: ${error && error.message}. ` +
@@ -104,4 +125,4 @@ function flushOnShutdown(recorder, warn) {
   process.on('SIGTERM', onSigterm)
 }
 
-module.exports = { deliverAfterResponse, invocationStarted, releaseInvocation, endInvocation, takeUndelivered }
+module.exports = { beginRegistration, deliverAfterResponse, invocationStarted, releaseInvocation, endInvocation, takeUndelivered }

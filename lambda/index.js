@@ -9,7 +9,7 @@ const { loadTable: loadResourceTable, setResourceRecording } = require('../iam/r
 const { instrumentSdkV2 } = require('../sdk-v2/index.js')
 const { Recorder, FLAGS_FALL_BACK, SHARED_SETTINGS } = require('../recorder.js')
 const { resolveOptions, nativeOptions, warn } = require('../options.js')
-const { deliverAfterResponse } = require('./extension.js')
+const { beginRegistration, deliverAfterResponse } = require('./extension.js')
 const { FunctionRecording } = require('./invocation.js')
 const { wrapHandler } = require('./handlers.js')
 
@@ -28,7 +28,7 @@ function ApiCallRecorder(handler, options = {}) {
 const WRAPPED = Symbol.for('aws-api-call-recorder.wrapped')
 
 /**
- * Starts recording now (the recorder bound, the SDKs instrumented, the extension registered), so
+ * Starts recording now (the recorder bound, the SDKs instrumented, the extension's registration sent), so
  * that calls made before any handler is wrapped, such as a module's init, are recorded too. `wrap`
  * then wraps a handler; one already wrapped by this package is returned as it is.
  */
@@ -42,16 +42,20 @@ function startRecording(options = {}) {
   // Bound now, at module load, so calls made during init are recorded too.
   const recorder = acquireRecorder(options, logger)
   if (!recorder) return unwrapped
+  // In Lambda, records are delivered after the response by an internal extension, registered
+  // during init: sent now, and Lambda's answer awaited when the first handler is wrapped, so the
+  // rest of init overlaps it. Elsewhere, or when that fails, they are delivered before the
+  // handler's outcome is returned.
+  const afterResponse = { wanted: resolved.afterResponse, explicit: options.afterResponse === true }
+  beginRegistration(recorder, afterResponse)
   if (resolved.sdkV3) recordSdkV3(recorder, logger, resolved.sdkV3Http)
   recordResources(resolved.resources, logger)
   recordSdkV2(recorder, resolved.resources, logger)
-  // In Lambda, records are delivered after the response by an internal extension, registered now
-  // (during init); elsewhere, or when that fails, before the handler's outcome is returned.
-  const delivery = deliverAfterResponse(recorder,
-    { wanted: resolved.afterResponse, explicit: options.afterResponse === true }, (message) => warn(logger, message))
+  let delivery
   return {
     recording: true,
     wrap(handler) {
+      delivery ??= deliverAfterResponse(recorder, afterResponse, (message) => warn(logger, message))
       if (handler[WRAPPED]) return handler
       const wrapped = wrapHandler(handler, new FunctionRecording(recorder, logger, delivery))
       Object.defineProperty(wrapped, WRAPPED, { value: true })

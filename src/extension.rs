@@ -259,14 +259,42 @@ impl ExtensionsApi {
     }
 }
 
+/// A registration sent and not yet answered ([`LambdaExtension::begin_registration`]).
+pub struct PendingRegistration {
+    answer: std::sync::mpsc::Receiver<Result<Arc<LambdaExtension>, ExtensionError>>,
+    deadline: Instant,
+    timeout: Duration,
+    lifecycle: Lifecycle,
+}
+
+impl PendingRegistration {
+    /// Blocks the calling thread until Lambda has answered the registration or its timeout passed.
+    ///
+    /// Blocking on purpose: Lambda accepts registrations only during init, which ends when the
+    /// runtime first asks for an invocation; waiting before the caller's init returns cannot lose
+    /// that race.
+    pub fn finish(self) -> Result<Arc<LambdaExtension>, ExtensionError> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        let extension = self
+            .answer
+            .recv_timeout(left)
+            .map_err(|error| match error {
+                std::sync::mpsc::RecvTimeoutError::Timeout => ExtensionError::Timeout(self.timeout),
+                std::sync::mpsc::RecvTimeoutError::Disconnected => ExtensionError::RuntimeGone,
+            })??;
+        // On the caller's thread, as the SIGTERM handlers of the JS side are installed after it.
+        #[cfg(unix)]
+        if self.lifecycle == Lifecycle::NeverFrozen {
+            sigterm::hold_until_delivered();
+        }
+        Ok(extension)
+    }
+}
+
 impl LambdaExtension {
     /// Registers an internal extension named `name` with the Extensions API at `api` (host:port,
     /// as in `AWS_LAMBDA_RUNTIME_API`), blocking the calling thread until Lambda has answered or
-    /// `timeout` passed, then starts its event loop on the recorder's runtime.
-    ///
-    /// Blocking on purpose: Lambda accepts registrations only during init, which ends when the
-    /// runtime first asks for an invocation; registering before the caller returns cannot lose
-    /// that race.
+    /// `timeout` passed. Its event loop runs on the recorder's runtime.
     pub fn register(
         recorder: Arc<Recorder>,
         api: &str,
@@ -274,18 +302,48 @@ impl LambdaExtension {
         timeout: Duration,
         lifecycle: Lifecycle,
     ) -> Result<Arc<LambdaExtension>, ExtensionError> {
+        Self::begin_registration(recorder, api, name, timeout, lifecycle)?.finish()
+    }
+
+    /// Sends the registration on the recorder's runtime and returns at once; the caller does
+    /// other init work (loading the function) meanwhile and then waits with
+    /// [`PendingRegistration::finish`]. Once Lambda accepts, the extension's event loop starts
+    /// whether or not anyone waits: a registered extension that never asked for its next event would
+    /// keep Lambda's init from ending.
+    pub fn begin_registration(
+        recorder: Arc<Recorder>,
+        api: &str,
+        name: &str,
+        timeout: Duration,
+        lifecycle: Lifecycle,
+    ) -> Result<PendingRegistration, ExtensionError> {
         let client = ExtensionsApi::new(api)?;
         let runtime = recorder.runtime().clone();
         let (sender, answer) = std::sync::mpsc::channel();
         let name = name.to_owned();
         runtime.spawn(async move {
-            let registered = client.register(&name, lifecycle).await;
-            let _ = sender.send(registered.map(|id| (client, id)));
+            let registered = match client.register(&name, lifecycle).await {
+                Ok(id) => Ok(LambdaExtension::start(recorder, client, id, lifecycle)),
+                Err(error) => Err(error),
+            };
+            let _ = sender.send(registered);
         });
-        let (client, id) = answer.recv_timeout(timeout).map_err(|error| match error {
-            std::sync::mpsc::RecvTimeoutError::Timeout => ExtensionError::Timeout(timeout),
-            std::sync::mpsc::RecvTimeoutError::Disconnected => ExtensionError::RuntimeGone,
-        })??;
+        Ok(PendingRegistration {
+            answer,
+            deadline: Instant::now() + timeout,
+            timeout,
+            lifecycle,
+        })
+    }
+
+    /// The registered extension, its event loop (and, where the environment is never frozen, its
+    /// background delivery) started on the current runtime.
+    fn start(
+        recorder: Arc<Recorder>,
+        client: ExtensionsApi,
+        id: String,
+        lifecycle: Lifecycle,
+    ) -> Arc<LambdaExtension> {
         let extension = Arc::new(LambdaExtension {
             releases: Mutex::new(HashMap::new()),
             started: Mutex::new(HashSet::new()),
@@ -297,12 +355,10 @@ impl LambdaExtension {
             delivering: tokio::sync::Mutex::new(()),
         });
         if lifecycle == Lifecycle::NeverFrozen {
-            #[cfg(unix)]
-            sigterm::hold_until_delivered();
-            runtime.spawn(deliver_in_background(extension.clone(), recorder.clone()));
+            tokio::spawn(deliver_in_background(extension.clone(), recorder.clone()));
         }
-        runtime.spawn(event_loop(extension.clone(), recorder, client, id));
-        Ok(extension)
+        tokio::spawn(event_loop(extension.clone(), recorder, client, id));
+        extension
     }
 
     /// The wrapper's word that invocation `invocation` of request `request_id` has settled and its

@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 const CALL: &[u8] = br#"{"Version":1,"ClientId":"","Type":"ApiCall","Service":"STS","Api":"GetCallerIdentity","Timestamp":1795357598164,"AttemptCount":1,"Region":"us-west-2","FinalHttpStatusCode":200,"Latency":53,"MaxRetriesExceeded":0}"#;
 
@@ -28,6 +28,15 @@ async fn stand_in(
     register_status: StatusCode,
     events: Vec<String>,
 ) -> (String, mpsc::UnboundedReceiver<String>) {
+    stand_in_gated(register_status, events, None).await
+}
+
+/// [`stand_in`] whose answer to the registration waits for a permit of `gate`, when given.
+async fn stand_in_gated(
+    register_status: StatusCode,
+    events: Vec<String>,
+    gate: Option<Arc<Semaphore>>,
+) -> (String, mpsc::UnboundedReceiver<String>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
     let (report, requests) = mpsc::unbounded_channel();
@@ -37,10 +46,12 @@ async fn stand_in(
             let (stream, _) = listener.accept().await.unwrap();
             let report = report.clone();
             let events = events.clone();
+            let gate = gate.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |request: Request<Incoming>| {
                     let report = report.clone();
                     let events = events.clone();
+                    let gate = gate.clone();
                     async move {
                         let path = request.uri().path().to_owned();
                         let name = request
@@ -52,6 +63,9 @@ async fn stand_in(
                         if path == "/2020-01-01/extension/register" {
                             assert_eq!(name.as_deref(), Some("recorder-test"));
                             assert_eq!(&body[..], br#"{"events":["INVOKE"]}"#);
+                            if let Some(gate) = gate {
+                                gate.acquire().await.unwrap().forget();
+                            }
                             let answer = Response::builder()
                                 .status(register_status)
                                 .header("Lambda-Extension-Identifier", "ext-1")
@@ -159,6 +173,74 @@ async fn a_refused_registration_is_an_error_with_lambdas_message() {
     let error = register(recorder, api).await.unwrap_err();
     assert!(matches!(error, ExtensionError::Refused { .. }), "{error}");
     assert!(error.to_string().contains("refused on purpose"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_begun_registration_returns_before_lambda_answers_and_finishing_waits_for_the_answer() {
+    let dir = tempdir();
+    let gate = Arc::new(Semaphore::new(0));
+    let (api, mut requests) = stand_in_gated(StatusCode::OK, vec![], Some(gate.clone())).await;
+    let (recorder, _) = file_recorder(&dir).await;
+    let begin = tokio::task::spawn_blocking(move || {
+        LambdaExtension::begin_registration(
+            recorder,
+            &api,
+            "recorder-test",
+            Duration::from_secs(5),
+            Lifecycle::Frozen,
+        )
+    });
+    let begun = tokio::time::timeout(Duration::from_secs(2), begin)
+        .await
+        .expect("beginning does not wait for Lambda's answer")
+        .unwrap()
+        .unwrap();
+    // Sent, and not answered: the caller went on meanwhile.
+    assert_eq!(
+        requests.recv().await.unwrap(),
+        "/2020-01-01/extension/register"
+    );
+    assert_eq!(gate.available_permits(), 0);
+    gate.add_permits(1);
+    tokio::task::spawn_blocking(move || begun.finish())
+        .await
+        .unwrap()
+        .unwrap();
+    // Accepted: the event loop asks for the next event.
+    assert_eq!(
+        requests.recv().await.unwrap(),
+        "/2020-01-01/extension/event/next"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_for_a_registration_lambda_never_answers_ends_at_its_timeout() {
+    let dir = tempdir();
+    let gate = Arc::new(Semaphore::new(0));
+    let (api, _requests) = stand_in_gated(StatusCode::OK, vec![], Some(gate)).await;
+    let (recorder, _) = file_recorder(&dir).await;
+    let timeout = Duration::from_millis(200);
+    let started = Instant::now();
+    let waited = tokio::task::spawn_blocking(move || {
+        LambdaExtension::begin_registration(
+            recorder,
+            &api,
+            "recorder-test",
+            timeout,
+            Lifecycle::Frozen,
+        )
+        .and_then(|begun| begun.finish())
+    })
+    .await
+    .unwrap();
+    let Err(error) = waited else {
+        panic!("no answer is no extension")
+    };
+    assert!(
+        matches!(error, ExtensionError::Timeout(t) if t == timeout),
+        "{error}"
+    );
+    assert!(started.elapsed() >= timeout);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

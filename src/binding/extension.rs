@@ -11,10 +11,21 @@ use super::error::to_napi;
 use super::options::{FlushReport, millis};
 use crate::config::Whole;
 use crate::error::ErrorCode;
-use crate::extension::{LambdaExtension, Lifecycle};
+use crate::extension::{LambdaExtension, Lifecycle, PendingRegistration};
 
 /// One internal extension per process, whichever recorder (and worker thread) registered it.
 static EXTENSION: OnceLock<Arc<LambdaExtension>> = OnceLock::new();
+/// A registration begun and not yet waited for ([`NativeRecorder::begin_extension_registration`]).
+static PENDING: std::sync::Mutex<Option<PendingRegistration>> = std::sync::Mutex::new(None);
+/// Held while a registration is begun or finished: two worker threads at once, the second waits,
+/// then shares.
+static REGISTERING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// Records the extension could not deliver since last asked.
 #[napi(object)]
@@ -26,8 +37,42 @@ pub struct UndeliveredReport {
 
 #[napi]
 impl NativeRecorder {
+    /// Sends the registration as a Lambda internal extension to the Extensions API at `runtimeApi`
+    /// and returns at once, so that the rest of init (loading the function) overlaps Lambda's
+    /// answer; `registerExtension` then waits for it. Returns whether a registration was begun:
+    /// not where the environment is never frozen (that registration stays synchronous) nor when
+    /// one was begun or done already.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "runtimeApi: string, name: string, timeoutMs: number"
+    )]
+    pub fn begin_extension_registration(
+        &self,
+        runtime_api: String,
+        name: String,
+        timeout_ms: Whole<u32>,
+    ) -> Result<bool, ErrorCode> {
+        let lifecycle = Lifecycle::of_environment();
+        let _registering = lock(&REGISTERING);
+        let mut pending = lock(&PENDING);
+        if lifecycle == Lifecycle::NeverFrozen || EXTENSION.get().is_some() || pending.is_some() {
+            return Ok(false);
+        }
+        let begun = LambdaExtension::begin_registration(
+            self.inner.clone(),
+            &runtime_api,
+            &name,
+            millis(timeout_ms),
+            lifecycle,
+        )
+        .map_err(to_napi)?;
+        *pending = Some(begun);
+        Ok(true)
+    }
+
     /// Registers this process as a Lambda internal extension with the Extensions API at `runtimeApi`
-    /// (`AWS_LAMBDA_RUNTIME_API`), blocking until Lambda answers or `timeoutMs` passed, and starts
+    /// (`AWS_LAMBDA_RUNTIME_API`), or finishes the registration `beginExtensionRegistration` sent,
+    /// blocking until Lambda answers or `timeoutMs` passed (since it was sent), and starts
     /// delivering: `afterResponse` (after each response, on-demand Lambda) or `background` (where
     /// the environment is never frozen, as with Lambda Managed Instances: periodically and at
     /// SHUTDOWN, off the JS threads). Returns which. A process registers once, whichever worker
@@ -44,20 +89,19 @@ impl NativeRecorder {
         timeout_ms: Whole<u32>,
     ) -> Result<String, ErrorCode> {
         let lifecycle = Lifecycle::of_environment();
-        // Two worker threads registering at once: the lock makes the second wait, then share.
-        static REGISTERING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _registering = REGISTERING
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _registering = lock(&REGISTERING);
         if EXTENSION.get().is_none() {
-            let timeout = millis(timeout_ms);
-            let extension = LambdaExtension::register(
-                self.inner.clone(),
-                &runtime_api,
-                &name,
-                timeout,
-                lifecycle,
-            )
+            let begun = lock(&PENDING).take();
+            let extension = match begun {
+                Some(begun) => begun.finish(),
+                None => LambdaExtension::register(
+                    self.inner.clone(),
+                    &runtime_api,
+                    &name,
+                    millis(timeout_ms),
+                    lifecycle,
+                ),
+            }
             .map_err(to_napi)?;
             let _ = EXTENSION.set(extension);
         }
