@@ -322,11 +322,9 @@ impl LambdaExtension {
         let (sender, answer) = std::sync::mpsc::channel();
         let name = name.to_owned();
         runtime.spawn(async move {
-            let registered = match client.register(&name, lifecycle).await {
-                Ok(id) => Ok(LambdaExtension::start(recorder, client, id, lifecycle)),
-                Err(error) => Err(error),
-            };
-            let _ = sender.send(registered);
+            let registered = client.register(&name, lifecycle).await;
+            let _ = sender
+                .send(registered.map(|id| LambdaExtension::start(recorder, client, id, lifecycle)));
         });
         Ok(PendingRegistration {
             answer,
@@ -649,7 +647,7 @@ mod sigterm {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())

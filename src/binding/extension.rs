@@ -11,7 +11,7 @@ use super::error::to_napi;
 use super::options::{FlushReport, millis};
 use crate::config::Whole;
 use crate::error::ErrorCode;
-use crate::extension::{LambdaExtension, Lifecycle, PendingRegistration};
+use crate::extension::{LambdaExtension, Lifecycle, PendingRegistration, lock};
 
 /// One internal extension per process, whichever recorder (and worker thread) registered it.
 static EXTENSION: OnceLock<Arc<LambdaExtension>> = OnceLock::new();
@@ -20,12 +20,6 @@ static PENDING: std::sync::Mutex<Option<PendingRegistration>> = std::sync::Mutex
 /// Held while a registration is begun or finished: two worker threads at once, the second waits,
 /// then shares.
 static REGISTERING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// Records the extension could not deliver since last asked.
 #[napi(object)]
