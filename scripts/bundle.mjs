@@ -1,7 +1,8 @@
 // Bundles the package's entry (index.js and every module it requires) into index.bundle.js, which
 // package.json names as the entry: one file to read and compile instead of ~25, which halves what
 // require('aws-api-call-recorder') costs a cold start. The generated addon loader (binding.js) stays
-// outside, as it is needed only when the addon is not found beside the package.
+// outside, as it is needed only when the addon is not found beside the package, and so do the
+// modules of ON_DEMAND below.
 //
 //   node scripts/bundle.mjs [OUTFILE]     (default: index.bundle.js)
 import path from 'node:path'
@@ -10,6 +11,25 @@ import { build } from 'esbuild'
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..')
 export const BUNDLE = 'index.bundle.js'
+
+/**
+ * Modules required only on demand, and stateless: they stay out of the bundle and load from their
+ * own files when first needed, so a cold start does not compile them. The operation tables name
+ * calls seen only as HTTP requests (a bundled SDK, the proxy): with the SDK plugin they are never
+ * needed.
+ */
+const ON_DEMAND = ['sdk-v3/operations.js']
+
+/** Leaves the ON_DEMAND modules as `require`s, relative to the bundle at the package root. */
+const onDemandModules = {
+  name: 'on-demand-modules',
+  setup(bundle) {
+    bundle.onResolve({ filter: /\.js$/ }, ({ path: request, resolveDir }) => {
+      const file = path.relative(root, path.resolve(resolveDir, request)).split(path.sep).join('/')
+      return ON_DEMAND.includes(file) ? { path: `./${file}`, external: true } : undefined
+    })
+  },
+}
 
 await build({
   absWorkingDir: root,
@@ -20,6 +40,7 @@ await build({
   format: 'cjs',
   target: 'node20',
   external: ['./binding.js', '*.node'],
+  plugins: [onDemandModules],
   // Whitespace and syntax only, and functions keep their names (a wrapped handler's name is part
   // of what it shows), so stack traces still read.
   keepNames: true,
