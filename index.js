@@ -4,19 +4,25 @@
 // the same machinery for scripts and tools (./recorder.js); the v3 SDK plugin (./sdk-v3/). The
 // package's entry is this file bundled (index.bundle.js, see scripts/bundle.mjs).
 
-const { ApiCallRecorder, startRecording } = require('./lambda/index.js')
-const { runtimeSupportsCallbacks, isStreamingHandler } = require('./lambda/runtime.js')
-const { Recorder } = require('./recorder.js')
-const sdkV3 = require('./sdk-v3/index.js')
+// The modules are held by names no module uses inside: the bundle, which keeps the functions' own
+// names, would otherwise rename a module's `Recorder` (and its `name`) to `Recorder2`.
+const lambdaEntry = require('./lambda/index.js')
+const lambdaRuntime = require('./lambda/runtime.js')
+const recorderEntry = require('./recorder.js')
+const sdkV3Entry = require('./sdk-v3/index.js')
 
-module.exports = ApiCallRecorder
-module.exports.ApiCallRecorder = ApiCallRecorder
-module.exports.Recorder = Recorder
-module.exports.default = ApiCallRecorder
-module.exports.recorderPlugin = sdkV3.recorderPlugin
-module.exports.instrumentSdkV3 = sdkV3.instrumentSdkV3
-module.exports.sdkV3Stats = sdkV3.sdkV3Stats
+module.exports = lambdaEntry.ApiCallRecorder
+module.exports.ApiCallRecorder = lambdaEntry.ApiCallRecorder
+module.exports.Recorder = recorderEntry.Recorder
+module.exports.default = lambdaEntry.ApiCallRecorder
+module.exports.recorderPlugin = sdkV3Entry.recorderPlugin
+module.exports.instrumentSdkV3 = sdkV3Entry.instrumentSdkV3
+module.exports.sdkV3Stats = sdkV3Entry.sdkV3Stats
 // For the layer's handler (layer/handler.mjs), which must share this copy's state; not public API.
 Object.defineProperty(module.exports, Symbol.for('aws-api-call-recorder.layer'), {
-  value: { startRecording, runtimeSupportsCallbacks, isStreamingHandler },
+  value: {
+    startRecording: lambdaEntry.startRecording,
+    runtimeSupportsCallbacks: lambdaRuntime.runtimeSupportsCallbacks,
+    isStreamingHandler: lambdaRuntime.isStreamingHandler,
+  },
 })

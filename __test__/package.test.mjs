@@ -84,6 +84,9 @@ console.log(JSON.stringify({
   exports: Object.keys(main).sort(),
   sourceExports: Object.keys(source).sort(),
   handlerName: main(async () => 1, { enabled: false }).name === source(async () => 1, { enabled: false }).name,
+  names: Object.keys(main).map((key) => [key, main[key].name]),
+  sourceNames: Object.keys(source).map((key) => [key, source[key].name]),
+  wrappedName: main(async () => 1, { enabled: true, port: 0, sink: 'none', logger: { warn() {} } }).name,
   sameSdkV3: sdkV3.recorderPlugin === main.recorderPlugin && sdkV3.sdkV3Stats === main.sdkV3Stats,
   layerHooks: typeof main[Symbol.for('aws-api-call-recorder.layer')].startRecording,
 }))
@@ -94,6 +97,10 @@ test('the entry is index.js bundled: the same exports, one copy shared with the 
   assert.equal(out.entry, path.join(root, 'index.bundle.js'))
   assert.deepEqual(out.exports, out.sourceExports)
   assert.equal(out.handlerName, true)
+  // The bundle keeps the functions' and classes' own names (stack traces, a wrapped handler's name).
+  assert.deepEqual(out.names, out.sourceNames)
+  assert.ok(out.names.some(([key, name]) => key === 'Recorder' && name === 'Recorder'), JSON.stringify(out.names))
+  assert.equal(out.wrappedName, 'apiCallRecorderHandler')
   assert.equal(out.sameSdkV3, true)
   assert.equal(out.layerHooks, 'function')
   const esm = await import(path.join(root, 'sdk-v3', 'index.mjs'))
