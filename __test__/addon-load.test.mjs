@@ -12,7 +12,8 @@ import { fileURLToPath } from 'node:url'
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const ADDON = path.join(ROOT, `api-call-recorder.${process.platform}-${process.arch}${process.platform === 'linux' ? '-gnu' : ''}.node`)
 
-// Preloaded: prints, at exit, whether binding.js was loaded and which addon files were.
+// Preloaded: prints, at exit, whether binding.js was loaded and which addon files were opened
+// (process.dlopen, which \`require\` of a .node file also goes through).
 const WATCH = `
 const Module = require('node:module')
 const seen = { bindingJs: false, addons: [] }
@@ -20,8 +21,12 @@ const load = Module._load
 Module._load = function (request, parent) {
   const file = Module._resolveFilename(request, parent)
   if (file.endsWith('binding.js')) seen.bindingJs = true
-  if (file.endsWith('.node')) seen.addons.push(file)
   return load.apply(this, arguments)
+}
+const dlopen = process.dlopen
+process.dlopen = function (module, file) {
+  seen.addons.push(file)
+  return dlopen.apply(this, arguments)
 }
 process.on('exit', () => process.stdout.write('\\n' + JSON.stringify(seen) + '\\n'))
 `
@@ -42,8 +47,8 @@ before(() => {
 })
 after(() => fs.rmSync(dir, { recursive: true, force: true }))
 
-function start(env = {}) {
-  const outcome = spawnSync(process.execPath, ['--require', hook, '-e', START], {
+function start(env = {}, script = START) {
+  const outcome = spawnSync(process.execPath, ['--require', hook, '-e', script], {
     encoding: 'utf8',
     timeout: 20_000,
     env: { ...process.env, ...env },
@@ -56,6 +61,23 @@ function start(env = {}) {
 test('the addon next to the package is loaded without the generated loader', { skip: !fs.existsSync(ADDON) }, () => {
   const { address, seen } = start()
   assert.match(address, /^127\.0\.0\.1:\d+$/)
+  assert.equal(seen.bindingJs, false)
+  assert.deepEqual(seen.addons, [ADDON])
+})
+
+// The bundled entry and the files it is made from, in one process (a function that requires both,
+// or the layer's copy and a subpath of the same package): each starts a recorder of its own.
+const BOTH_COPIES = `
+const bundled = require(${JSON.stringify(path.join(ROOT, 'index.bundle.js'))})
+const sources = require(${JSON.stringify(path.join(ROOT, 'index.js'))})
+const recorders = [new bundled.Recorder({ port: 0, sink: 'none' }), new sources.Recorder({ port: 0, sink: 'none' })]
+console.log(recorders.map((recorder) => recorder.start()).join(' '))
+for (const recorder of recorders) recorder.stop()
+`
+
+test('copies of the package in one process open the addon once and share it', { skip: !fs.existsSync(ADDON) }, () => {
+  const { address, seen } = start({}, BOTH_COPIES)
+  assert.match(address, /^127\.0\.0\.1:\d+ 127\.0\.0\.1:\d+$/)
   assert.equal(seen.bindingJs, false)
   assert.deepEqual(seen.addons, [ADDON])
 })
