@@ -10,8 +10,6 @@
 // every promise of the process something under Node.js 20 and 22) is not paid. The invocation that
 // was running when the first overlap began has its calls attributed by time while it overlaps.
 
-const { AsyncLocalStorage } = require('node:async_hooks')
-
 /** awsRequestId -> { recorder, id } of the invocations that run. */
 const running = new Map()
 let storage = null
@@ -39,7 +37,11 @@ function runAs(recorder, requestId, id, call) {
   if (typeof requestId !== 'string' || id === undefined) return call()
   running.set(requestId, { recorder, id })
   const runtimeKnowsIt = invokeStore()?.getRequestId() === requestId
-  if (storage === null && running.size > 1 && !runtimeKnowsIt) storage = new AsyncLocalStorage()
+  if (storage === null && running.size > 1 && !runtimeKnowsIt) {
+    // Loaded here, as most functions never need it: a cold start need not load node:async_hooks.
+    const { AsyncLocalStorage } = require('node:async_hooks')
+    storage = new AsyncLocalStorage()
+  }
   return storage ? storage.run(requestId, call) : call()
 }
 
