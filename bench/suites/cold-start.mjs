@@ -134,7 +134,10 @@ async function layerColdStartBench() {
           }
         }
       }
-      const added = median(times.with) - median(times.without)
+      // Environments with and without the layer are started in turn: the median of each pair's
+      // difference, which a machine slowing down or speeding up over the run moves less than the
+      // difference of the two medians does.
+      const added = median(times.with.map((ms, i) => ms - times.without[i]))
       rows.push({
         measure: `layer: runtime start to its first request for an invocation, added (${what}; runtime client ${generation}.x, Node.js ${nodeMajor}; ` +
           `${round(median(times.without), 1)} ms without)`,
@@ -145,7 +148,7 @@ async function layerColdStartBench() {
       }, {
         measure: `layer: CPU time of the runtime's process by then, added (${what}; runtime client ${generation}.x; ` +
           `${round(median(cpu.without), 1)} ms without)`,
-        'median ms': round(median(cpu.with) - median(cpu.without), 2),
+        'median ms': round(median(cpu.with.map((ms, i) => ms - cpu.without[i])), 2),
         'RSS added MiB': '',
         target: '',
         'met?': '',
