@@ -60,7 +60,13 @@ test('npm pack ships the prebuilt addon; the tarball installs and records with n
   fs.mkdirSync(app)
   fs.writeFileSync(path.join(app, 'package.json'), '{"name":"app","private":true}')
   const env = withoutCargo()
-  execFileSync('npm', ['install', '--offline', '--no-audit', '--no-fund', path.join(dir, filename)], { cwd: app, env, stdio: 'pipe' })
+  // The package's dependencies are packed from this checkout's node_modules and installed beside it,
+  // so that an offline install needs no registry metadata the npm cache may not hold.
+  const dependencies = Object.keys(JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).dependencies ?? {})
+  const dependencyTarballs = dependencies.map((name) => path.join(dir, JSON.parse(execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', dir, path.join(root, 'node_modules', name)], {
+    cwd: dir, encoding: 'utf8',
+  }))[0].filename))
+  execFileSync('npm', ['install', '--offline', '--no-audit', '--no-fund', path.join(dir, filename), ...dependencyTarballs], { cwd: app, env, stdio: 'pipe' })
   const out = JSON.parse(execFileSync(process.execPath, ['-e', RECORD_ONE_CALL], { cwd: app, env, encoding: 'utf8', timeout: 20_000 }))
   assert.equal(out.api, 'GetCallerIdentity')
   assert.ok(out.where.startsWith(path.join(app, 'node_modules')), out.where)
