@@ -13,7 +13,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const ADDON = path.join(ROOT, `api-call-recorder.${process.platform}-${process.arch}${process.platform === 'linux' ? '-gnu' : ''}.node`)
 
 // Preloaded: prints, at exit, whether binding.js was loaded and which addon files were opened
-// (process.dlopen, which \`require\` of a .node file also goes through).
+// (process.dlopen, which `require` of a .node file also goes through).
 const WATCH = `
 const Module = require('node:module')
 const seen = { bindingJs: false, addons: [] }

@@ -63,9 +63,12 @@ test('npm pack ships the prebuilt addon; the tarball installs and records with n
   // The package's dependencies are packed from this checkout's node_modules and installed beside it,
   // so that an offline install needs no registry metadata the npm cache may not hold.
   const dependencies = Object.keys(JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).dependencies ?? {})
-  const dependencyTarballs = dependencies.map((name) => path.join(dir, JSON.parse(execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', dir, path.join(root, 'node_modules', name)], {
-    cwd: dir, encoding: 'utf8',
-  }))[0].filename))
+  const dependencyTarballs = dependencies.map((name) => {
+    const packed = execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', dir, path.join(root, 'node_modules', name)], {
+      cwd: dir, encoding: 'utf8',
+    })
+    return path.join(dir, JSON.parse(packed)[0].filename)
+  })
   execFileSync('npm', ['install', '--offline', '--no-audit', '--no-fund', path.join(dir, filename), ...dependencyTarballs], { cwd: app, env, stdio: 'pipe' })
   const out = JSON.parse(execFileSync(process.execPath, ['-e', RECORD_ONE_CALL], { cwd: app, env, encoding: 'utf8', timeout: 20_000 }))
   assert.equal(out.api, 'GetCallerIdentity')

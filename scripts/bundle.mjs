@@ -64,9 +64,10 @@ const sourceNames = new Set()
 for (const input of Object.keys(metafile.inputs)) {
   for (const name of declaredNames(fs.readFileSync(path.join(root, input), 'utf8'))) sourceNames.add(name)
 }
-const renamed = [...declaredNames(fs.readFileSync(path.resolve(root, outfile), 'utf8'))].filter((name) => !sourceNames.has(name) && !name.startsWith('__'))
+const bundled = path.resolve(root, outfile)
+const renamed = [...declaredNames(fs.readFileSync(bundled, 'utf8'))].filter((name) => !sourceNames.has(name) && !name.startsWith('__'))
 if (renamed.length > 0) {
-  fs.rmSync(path.resolve(root, outfile), { force: true })
+  fs.rmSync(bundled, { force: true })
   console.error(`scripts/bundle.mjs: the bundle renamed ${renamed.join(', ')}: a module declares a name another one uses; rename one of them`)
   process.exit(1)
 }
