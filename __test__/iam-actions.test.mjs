@@ -142,7 +142,7 @@ describe('the mapping against botocore and the IAM definition', () => {
   })
 
   test('every service is found at its indexed line, and every alias names a service', () => {
-    const table = openIndexedLines('iam-actions.jsonl')
+    const table = openIndexedLines('iam-actions.jsonl', require('../data/iam-actions.index.js'))
     const lines = fs.readFileSync(TABLE, 'utf8').trimEnd().split('\n')
     assert.equal(table.keys().length, lines.length - 1)
     for (const key of table.keys()) {

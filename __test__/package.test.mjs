@@ -137,8 +137,9 @@ test('npm run layer builds a runtime-only layer that loads and records', () => {
   assert.ok(entries.includes(`${prefix}index.bundle.js`))
   assert.deepEqual(entries.filter((e) => /\.(rs|ts|md|toml)$|__test__|\/scripts\//.test(e)), [], 'runtime files only')
   // What the wrapper reads at run time: the IAM model, the operation table of bundled SDKs and its
-  // reader (loaded from its file when first needed), the IAM action table, and their reader.
-  for (const file of ['iam/resources.js', 'iam/table.js', 'iam/input.js', 'sdk-v3/operations.js', 'data/indexed-lines.js', 'data/aws-operations.jsonl', 'data/iam-actions.jsonl']) {
+  // reader (loaded from its file when first needed), the IAM action table, their indexes and reader.
+  for (const file of ['iam/resources.js', 'iam/table.js', 'iam/input.js', 'sdk-v3/operations.js', 'data/indexed-lines.js',
+    'data/aws-operations.jsonl', 'data/aws-operations.index.js', 'data/iam-actions.jsonl', 'data/iam-actions.index.js']) {
     assert.ok(entries.includes(`${prefix}${file}`), file)
   }
   const opt = path.join(dir, 'opt')

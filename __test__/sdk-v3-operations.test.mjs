@@ -97,7 +97,7 @@ test('JSON, query and RPC v2 protocols name the operation in the request', () =>
 })
 
 test('every binding in the table reads as method, path pattern, operation, found at its indexed line', () => {
-  const table = openIndexedLines('aws-operations.jsonl')
+  const table = openIndexedLines('aws-operations.jsonl', require('../data/aws-operations.index.js'))
   const { services, botocoreVersion } = table.header
   assert.ok(services.length > 300, 'all of botocore, not a sample')
   assert.ok(table.keys().length > 200, 'every REST service')
@@ -129,6 +129,8 @@ test('the committed table is what the script writes from the installed botocore'
       return
     }
     assert.equal(fresh, committed)
+    assert.equal(fs.readFileSync(path.join(dir, 'ops.index.js'), 'utf8').replace('ops.jsonl', 'aws-operations.jsonl'),
+      fs.readFileSync(path.join(ROOT, 'data', 'aws-operations.index.js'), 'utf8'))
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
   }

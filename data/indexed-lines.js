@@ -1,9 +1,10 @@
 'use strict'
 
-// Reads the generated tables of this folder, in the format scripts/indexed_lines.py writes: JSON
-// Lines whose first line, the header, lists each entry's key, byte offset (after the header line) and
-// length. Opening a table reads the header alone; an entry is read from disk and parsed the first time
-// it is looked up, so a process pays for the few services it uses, not for the whole table.
+// Reads the generated tables of this folder, in the format scripts/indexed_lines.py writes: a JSON
+// Lines file whose first line is a header, and an index module beside it that gives each entry's byte
+// offset (after the header line) and length, and the header's maps lookups need, as compact strings.
+// Opening a table reads no file; an entry is read from disk and parsed the first time it is looked
+// up, and the header line only when it is asked for, so a process pays for the few services it uses.
 
 const fs = require('node:fs')
 const path = require('node:path')
@@ -12,6 +13,23 @@ const PACKAGE_ROOT = require('../package-root.js')
 /** The header is read in pieces of this size until its newline (the tables' headers fit in one). */
 const HEADER_CHUNK_BYTES = 32 * 1024
 const NEWLINE = 0x0a
+/** The index module's strings: `|key:offset:length|...`, and `|key:value|...` for each map. */
+const ENTRY_SEPARATOR = '|'
+const FIELD_SEPARATOR = ':'
+
+/** The fields after `key` in a compact string, or undefined. */
+function compactLookup(compact, key) {
+  if (typeof key !== 'string' || key.includes(ENTRY_SEPARATOR) || key.includes(FIELD_SEPARATOR)) return undefined
+  const at = compact.indexOf(`${ENTRY_SEPARATOR}${key}${FIELD_SEPARATOR}`)
+  if (at === -1) return undefined
+  const start = at + key.length + 2
+  return compact.slice(start, compact.indexOf(ENTRY_SEPARATOR, start)).split(FIELD_SEPARATOR)
+}
+
+/** Every entry of a compact string, as arrays of its fields. */
+function compactEntries(compact) {
+  return compact.split(ENTRY_SEPARATOR).filter((entry) => entry !== '').map((entry) => entry.split(FIELD_SEPARATOR))
+}
 
 function readHeader(fd) {
   const chunks = []
@@ -44,52 +62,48 @@ function readAt(file, position, length) {
 }
 
 /**
- * Opens a table (`name` in this folder, or a path): `header` (without its index), `has(key)`, `keys()`,
- * and `entry(key)`, the parsed line of that key (undefined for a key the table does not hold). Throws
- * when the file cannot be read.
+ * Opens a table (`name` in this folder, or a path) with its index module's exports (`bodyStart`,
+ * `index`, `maps`): `header` (the whole header, its line read on first use), `has(key)`, `keys()`,
+ * `entry(key)`, the parsed line of that key (undefined for a key the table does not hold), and
+ * `lookup(map, key)`, a value of one of the header's maps that came with the index. Throws when the
+ * file cannot be read.
  */
-function openIndexedLines(name) {
+function openIndexedLines(name, { bodyStart, index, maps = {} }) {
   const file = path.resolve(PACKAGE_ROOT, 'data', name)
-  const fd = fs.openSync(file, 'r')
+  if (!Number.isInteger(bodyStart) || typeof index !== 'string') throw new Error(`${file} has no index`)
+  fs.accessSync(file, fs.constants.R_OK)
   let header
-  let bodyStart
-  try {
-    ;({ header, bodyStart } = readHeader(fd))
-  } finally {
-    fs.closeSync(fd)
-  }
-  const { index, ...rest } = header
-  if (!Array.isArray(index)) throw new Error(`${file} has no index`)
-  let where
-  /**
-   * Each key's index entry, `[key, offset, length]`, made on the first lookup (a plain loop over the
-   * entries as parsed: this runs once per process, before V8 has optimised anything).
-   */
-  const lines = () => {
-    if (where === undefined) {
-      where = new Map()
-      for (let i = 0; i < index.length; i++) where.set(index[i][0], index[i])
-    }
-    return where
-  }
   const parsed = new Map()
-  const has = (key) => lines().has(key)
   return {
-    header: rest,
-    has,
-    keys: () => [...lines().keys()],
+    get header() {
+      if (header === undefined) {
+        const fd = fs.openSync(file, 'r')
+        try {
+          const line = readHeader(fd)
+          if (line.bodyStart !== bodyStart) throw new Error(`${file}: its index module is not this table's (the header line ends elsewhere)`)
+          header = { ...line.header }
+          for (const [map, compact] of Object.entries(maps)) header[map] = Object.fromEntries(compactEntries(compact))
+        } finally {
+          fs.closeSync(fd)
+        }
+      }
+      return header
+    },
+    has: (key) => parsed.has(key) || compactLookup(index, key) !== undefined,
+    keys: () => compactEntries(index).map(([key]) => key),
     entry(key) {
-      if (!has(key)) return undefined
       let value = parsed.get(key)
       if (value === undefined) {
-        const [, offset, length] = lines().get(key)
-        value = JSON.parse(readAt(file, bodyStart + offset, length))
+        const where = compactLookup(index, key)
+        if (where === undefined) return undefined
+        value = JSON.parse(readAt(file, bodyStart + Number(where[0]), Number(where[1])))
         // A line that is not the one indexed means the index and the lines disagree.
         if (value?.key !== key) throw new Error(`${file}: the line at the offset of "${key}" is not its entry`)
         parsed.set(key, value)
       }
       return value
     },
+    lookup: (map, key) => (Object.hasOwn(maps, map) ? compactLookup(maps[map], key)?.[0] : undefined),
   }
 }
 

@@ -1,21 +1,22 @@
 'use strict'
 
 // The IAM actions of AWS operations, from the generated table data/iam-actions.jsonl (see
-// scripts/generate-iam-actions.py): its header is read on first use, each service's line when that
-// service is first looked up.
+// scripts/generate-iam-actions.py): its index and aliases come with the code (data/iam-actions.index.js),
+// each service's line is read when that service is first looked up, the header line only by `policy`.
 
 const { openIndexedLines } = require('../data/indexed-lines.js')
 
 const TABLE_FILE = 'iam-actions.jsonl'
+const TABLE_INDEX = require('../data/iam-actions.index.js')
 
 let table
 let tableError
 
-/** Opens the table (its header: a small read); throws why it cannot be read, every time it is asked. */
+/** Opens the table (no read, a check that its file is there); throws why it cannot, every time it is asked. */
 function loadTable() {
   if (table === undefined && tableError === undefined) {
     try {
-      table = openIndexedLines(TABLE_FILE)
+      table = openIndexedLines(TABLE_FILE, TABLE_INDEX)
     } catch (error) {
       tableError = error
     }
@@ -35,8 +36,8 @@ function serviceEntry(service) {
   const lines = loadTable()
   const key = normalize(service)
   if (lines.has(key)) return lines.entry(key)
-  const { aliases } = lines.header
-  return Object.hasOwn(aliases, key) ? lines.entry(aliases[key]) : undefined
+  const aliased = lines.lookup('aliases', key)
+  return aliased === undefined ? undefined : lines.entry(aliased)
 }
 
 /**

@@ -129,7 +129,8 @@ function recordResources(on, logger) {
   setResourceRecording(on)
   if (!on) return
   try {
-    // The table's index is read now, at init; each service's entries on its first call.
+    // The table is opened now, at init, so that a missing one is reported here; each service's
+    // entries are read on its first call.
     loadResourceTable()
   } catch (error) {
     warn(logger, `calls are recorded without their resources: ${error && error.message}`)

@@ -252,7 +252,7 @@ def main():
         "notInDefinition": not_in_definition,
         "aliases": dict(sorted(aliases.items())),
     }
-    write_indexed_lines(output, header, dict(sorted(services.items())))
+    write_indexed_lines(output, header, dict(sorted(services.items())), lookup_maps=("aliases",))
     print(f"{stats} -> {output} ({os.path.getsize(output)} bytes)")
 
 

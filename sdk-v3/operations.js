@@ -11,6 +11,7 @@
 const { openIndexedLines } = require('../data/indexed-lines.js')
 
 const TABLE_FILE = 'aws-operations.jsonl'
+const TABLE_INDEX = require('../data/aws-operations.index.js')
 
 /** The user agent token the SDK makes of a serviceId (its escaping, then lower case). */
 function userAgentToken(serviceId) {
@@ -25,7 +26,7 @@ let table
  */
 function loadTable() {
   if (table !== undefined) return table
-  const lines = openIndexedLines(TABLE_FILE)
+  const lines = openIndexedLines(TABLE_FILE, TABLE_INDEX)
   const byToken = new Map()
   const byTargetPrefix = new Map()
   const bySigningName = new Map()
