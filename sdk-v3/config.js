@@ -8,10 +8,23 @@ const { MAX_CLIENT_ID_LENGTH, trim } = require('./limits.js')
 const { parseFlag } = require('../options.js')
 const { defaultCsmHost: DEFAULT_CSM_HOST, defaultCsmPort: DEFAULT_CSM_PORT } = require('../data/limits.json')
 
+/** The `csm_*` values of each shared config file and profile read so far: read once per process. */
+const sharedConfigs = new Map()
+
 function readSharedConfig() {
   // node:os only here: not loaded at every cold start, and the SDK that sends the events has loaded it.
   const file = process.env.AWS_CONFIG_FILE || path.join(require('node:os').homedir(), '.aws', 'config')
   const profile = process.env.AWS_PROFILE || 'default'
+  const key = `${file}\n${profile}`
+  let values = sharedConfigs.get(key)
+  if (values === undefined) {
+    values = parseSharedConfig(file, profile)
+    sharedConfigs.set(key, values)
+  }
+  return values
+}
+
+function parseSharedConfig(file, profile) {
   let text
   try {
     text = fs.readFileSync(file, 'utf8')
