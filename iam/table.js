@@ -1,8 +1,9 @@
 'use strict'
 
 // The IAM actions of AWS operations, from the generated table data/iam-actions.jsonl (see
-// scripts/generate-iam-actions.py): its index and aliases come with the code (data/iam-actions.index.js),
-// each service's line is read when that service is first looked up, the header line only by `policy`.
+// scripts/generate-iam-actions.py): its index and aliases come with the code
+// (data/iam-actions.index.js), each service's line is read when that service is first looked up, and
+// the header line only by `policy`.
 
 const { openIndexedLines } = require('../data/indexed-lines.js')
 

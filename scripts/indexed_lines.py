@@ -7,7 +7,7 @@ newline) and the header's maps that lookups need (`lookup_maps`), so that openin
 file, and a lookup reads only its entry's line: a cold start pays for the few services a function
 uses, not for the header. The index and each map are one string, `|key:offset:length|...` and
 `|key:value|...`: a plain string literal costs the module's compile next to nothing, where an object
-or array literal of hundreds of members is compiled into code that builds it (about 0.3 ms a cold
+or array literal of hundreds of members is compiled into code that builds it (up to 0.3 ms a cold
 start for the IAM table's).
 """
 
