@@ -31,14 +31,24 @@ function normalize(name) {
   return name.toLowerCase().replace(/[^a-z0-9]/g, '')
 }
 
+/**
+ * Each service's entry by its lookup key, once found: every call looks its service up, and a key or
+ * alias is otherwise found by a search of the index. Only keys the table holds are kept, so the map
+ * is bounded by the table.
+ */
+const entriesByKey = new Map()
+
 /** The table's entry of a service, by serviceId (CSM `Service`), SDK class name or endpoint prefix. */
 function serviceEntry(service) {
   if (typeof service !== 'string' || service === '') return undefined
-  const lines = loadTable()
   const key = normalize(service)
-  if (lines.has(key)) return lines.entry(key)
-  const aliased = lines.lookup('aliases', key)
-  return aliased === undefined ? undefined : lines.entry(aliased)
+  const known = entriesByKey.get(key)
+  if (known !== undefined) return known
+  const lines = loadTable()
+  const found = lines.has(key) ? key : lines.lookup('aliases', key)
+  const entry = found === undefined ? undefined : lines.entry(found)
+  if (entry !== undefined) entriesByKey.set(key, entry)
+  return entry
 }
 
 /**
